@@ -1,0 +1,3 @@
+from net2fair.cli import main
+
+raise SystemExit(main())
