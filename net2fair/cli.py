@@ -1,0 +1,431 @@
+"""The ``net2fair`` command: a thin layer over the package API.
+
+Every command exits non-zero with a one-line reason on bad input: 2 for a usage or
+configuration mistake, 1 when the work itself could not be done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+logger = logging.getLogger("net2fair")
+
+
+class CommandError(Exception):
+    """A user-facing failure: ``code`` 2 for usage/config mistakes, 1 otherwise."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def _common(p: argparse.ArgumentParser, *, seed: bool = True) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to run: auto picks CUDA when present",
+    )
+    if seed:
+        p.add_argument(
+            "--seed", type=int, default=0, help="random seed (CPU runs are reproducible)"
+        )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _load_model(model: str, device: str):  # noqa: ANN202
+    from net2fair.models.translator import Translator
+    from net2fair.training.engine import resolve_device
+
+    return Translator.load(model, device=resolve_device(device))
+
+
+def _check_domain(t, name: str) -> str:  # noqa: ANN001
+    from net2fair.models.translator import UnknownDomainError
+
+    try:
+        return t.domains[t.domain_index(name)]
+    except UnknownDomainError as e:
+        raise CommandError(str(e), 2) from None
+
+
+def _read_images(source: str, resolution: int, quiet: bool):  # noqa: ANN202
+    """Yield (relative path, tensor) for every usable image; report and skip the bad ones."""
+    from tqdm import tqdm
+
+    from net2fair.data.images import ImageError, list_images, load_image, to_tensor
+
+    root = Path(source)
+    try:
+        paths, skipped = list_images(root)
+    except FileNotFoundError as e:
+        raise CommandError(str(e).splitlines()[0], 2) from None
+    for path, reason in skipped:
+        logger.warning("skipped %s: %s", path, reason)
+    stats = {"ok": 0, "skipped": len(skipped)}
+    base = root if root.is_dir() else root.parent
+
+    def gen():  # noqa: ANN202
+        for path in tqdm(paths, desc="images", disable=quiet, dynamic_ncols=True, file=sys.stderr):
+            try:
+                x = to_tensor(load_image(path), resolution)
+            except ImageError as e:
+                logger.warning("skipped %s", e)
+                stats["skipped"] += 1
+                continue
+            stats["ok"] += 1
+            yield path.relative_to(base), x
+
+    return gen(), stats
+
+
+def _batched(items, size: int):  # noqa: ANN001, ANN202
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --------------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from net2fair.config import load_config
+    from net2fair.training.run import train
+
+    files = [a for a in args.items if "=" not in a]
+    overrides = [a for a in args.items if "=" in a]
+    for spec in args.domain or []:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise CommandError(f"--domain expects NAME=DIR, got '{spec}'", 2)
+        overrides.append(f"data.domains.{name}={Path(folder).resolve()}")
+    if args.resolution is not None:
+        overrides.append(f"data.resolution={args.resolution}")
+    if args.ae_steps is not None:
+        overrides.append(f"train.autoencoder.steps={args.ae_steps}")
+    if args.cinn_steps is not None:
+        overrides.append(f"train.cinn.steps={args.cinn_steps}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    cfg = load_config(files, overrides)
+    if args.resume:
+        result = train(
+            cfg if (args.ae_steps or args.cinn_steps) else None,
+            resume=args.resume,
+            stage=args.stage,
+            device=args.device,
+            progress=not args.quiet,
+        )
+    else:
+        out = args.out or f"runs/{cfg.name}"
+        result = train(cfg, out=out, stage=args.stage, device=args.device, progress=not args.quiet)
+    import os
+
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only the first process reports
+    if result.model_dir is not None:
+        m = result.metrics
+        print(f"model written to {result.model_dir}")
+        ae, ci = m.get("autoencoder", {}), m.get("cinn", {})
+        if "val_psnr" in ae:
+            print(
+                f"  autoencoder: reconstruction PSNR {ae['val_psnr']:.2f} dB, L1 {ae['val_l1']:.4f}"
+            )
+        if "val_bits_per_dim" in ci:
+            print(f"  cINN: validation {ci['val_bits_per_dim']:.4f} bits/dim")
+    else:
+        print(f"stage '{args.stage}' finished in {result.run_dir}")
+    return 0
+
+
+# ------------------------------------------------------------------------------- project
+def cmd_project(args: argparse.Namespace) -> int:
+    import torch
+
+    from net2fair.data.images import save_image_atomic
+    from net2fair.viz import image_grid
+
+    torch.manual_seed(args.seed)
+    t = _load_model(args.model, args.device)
+    source = _check_domain(t, args.source)
+    targets = (
+        t.domains if (not args.to or "all" in args.to) else [_check_domain(t, d) for d in args.to]
+    )
+    if not 0.0 <= args.alpha <= 1.0:
+        raise CommandError(f"--alpha must be in [0, 1], got {args.alpha}", 2)
+    out = Path(args.out)
+    images, stats = _read_images(args.images, t.resolution, args.quiet)
+    overview: list[list] = []
+    for batch in _batched(images, args.batch_size):
+        rels = [r for r, _ in batch]
+        x = torch.stack([x for _, x in batch]).to(t.device)
+        proj = t.project(x, source=source, targets=targets, alpha=args.alpha)
+        for i, rel in enumerate(rels):
+            for name in targets:
+                save_image_atomic(proj[name][i].cpu(), out / name / rel.with_suffix(".png"))
+            if len(overview) < 16:
+                overview.append([x[i].cpu(), *[proj[n][i].cpu() for n in targets]])
+    if stats["ok"] == 0:
+        raise CommandError(f"no usable image in {args.images} ({stats['skipped']} skipped)")
+    image_grid(overview, col_labels=[f"input ({source})", *targets]).save(out / "overview.png")
+    print(
+        f"projected {stats['ok']} image(s) from '{source}' to {', '.join(targets)}; "
+        f"skipped {stats['skipped']}; written to {out}"
+    )
+    return 0
+
+
+# -------------------------------------------------------------------------------- sample
+def cmd_sample(args: argparse.Namespace) -> int:
+    from net2fair.data.images import save_image_atomic
+    from net2fair.viz import image_grid
+
+    t = _load_model(args.model, args.device)
+    domains = t.domains if args.domain in (None, "all") else [_check_domain(t, args.domain)]
+    if args.n < 1:
+        raise CommandError(f"-n must be at least 1, got {args.n}", 2)
+    out = Path(args.out)
+    shared = t.sample_shared(domains, n=args.n, temperature=args.temperature, seed=args.seed)
+    for name in domains:
+        for i, img in enumerate(shared[name].cpu()):
+            save_image_atomic(img, out / name / f"sample_{i:04d}.png")
+    rows = [[shared[d][i].cpu() for d in domains] for i in range(args.n)]
+    image_grid(rows, col_labels=domains).save(out / "samples.png")
+    print(
+        f"wrote {args.n} sample(s) for {', '.join(domains)} to {out} "
+        f"(each row of samples.png shares one residual)"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------------- synth
+def cmd_synth(args: argparse.Namespace) -> int:
+    from net2fair.data.synthetic import write_benchmark
+
+    t0 = time.perf_counter()
+    folders = write_benchmark(
+        args.out, n=args.n, resolution=args.resolution, seed=args.seed, progress=not args.quiet
+    )
+    dt = time.perf_counter() - t0
+    print(
+        f"wrote {args.n} images for each of {', '.join(folders)} at {args.resolution} px "
+        f"to {args.out} in {dt:.1f} s (labels.csv in each folder)"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------- view
+def cmd_view(args: argparse.Namespace) -> int:
+    import subprocess
+
+    app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+    if not app.is_file():
+        raise CommandError(f"{app}: the viewer page is not installed beside the package")
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        args.address,
+        "--server.port",
+        str(args.port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--",
+        "--model",
+        args.model,
+    ]
+    return subprocess.call(cmd)
+
+
+# ---------------------------------------------------------------------------------- main
+EXAMPLES = {
+    "train": """examples:
+  net2fair train --domain photo=photos/ --domain anime=anime/ --resolution 64 --out runs/pair
+  net2fair train configs/default.yaml data.domains.photo=data/photos data.domains.anime=data/anime
+  net2fair train --resume runs/pair              # continue where it stopped""",
+    "project": """examples:
+  net2fair project runs/pair/model face.png --from photo --to all --out projected/
+  net2fair project demo faces/ --from photo --to anime --alpha 0.5 --out half/""",
+    "sample": """examples:
+  net2fair sample runs/pair/model --domain anime -n 16 --out samples/
+  net2fair sample demo -n 4 --out samples/       # the same residuals in every dataset""",
+    "synth": """examples:
+  net2fair synth bench-data --n 2000 --resolution 64 --seed 0""",
+    "view": """examples:
+  net2fair view                 # the shipped demo model
+  net2fair view runs/pair/model""",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="net2fair",
+        description="Make a dataset's bias visible: project faces across datasets.",
+        formatter_class=_Formatter,
+    )
+    from net2fair import __version__
+
+    parser.add_argument("--version", action="version", version=f"net2fair {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, helptext: str, fn: Callable) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=helptext,
+            description=helptext,
+            epilog=EXAMPLES.get(name),
+            formatter_class=_Formatter,
+        )
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("train", "train the autoencoder and the cINN on two or more image folders", cmd_train)
+    p.add_argument(
+        "items",
+        nargs="*",
+        metavar="CONFIG.yaml|key=value",
+        help="config files (merged in order) and key=value overrides",
+    )
+    p.add_argument(
+        "--domain", action="append", metavar="NAME=DIR", help="a dataset: name and image folder"
+    )
+    p.add_argument("--resolution", type=int, help="image size (power of two, 32-256)")
+    p.add_argument("--out", help="run folder (default runs/<name>)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+    p.add_argument(
+        "--stage",
+        default="all",
+        choices=["all", "autoencoder", "cinn"],
+        help="train only one stage (cinn needs train.autoencoder_from or a finished stage 1)",
+    )
+    p.add_argument("--ae-steps", type=int, help="override train.autoencoder.steps")
+    p.add_argument("--cinn-steps", type=int, help="override train.cinn.steps")
+    _common(p, seed=False)
+    p.add_argument(
+        "--seed", type=int, default=None, help="override seed (default from the config: 0)"
+    )
+
+    p = add("project", "project images from one dataset onto others", cmd_project)
+    p.add_argument("model", help="model folder, or 'demo'")
+    p.add_argument("images", help="an image file or a folder (recursive)")
+    p.add_argument("--from", dest="source", required=True, help="the dataset the images come from")
+    p.add_argument("--to", action="append", help="target dataset (repeatable) or 'all' (default)")
+    p.add_argument(
+        "--alpha", type=float, default=1.0, help="strength: 0 = input, 1 = full projection"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=32)
+    _common(p)
+
+    p = add(
+        "sample",
+        "sample new faces; each sample index shares one residual across datasets",
+        cmd_sample,
+    )
+    p.add_argument("model", help="model folder, or 'demo'")
+    p.add_argument("--domain", default="all", help="a dataset name, or 'all'")
+    p.add_argument("-n", type=int, default=8, help="samples per dataset")
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="scale of the residual (lower: more typical)"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    _common(p)
+
+    p = add(
+        "synth",
+        "write the synthetic benchmark (photo, portrait, anime) as image folders",
+        cmd_synth,
+    )
+    p.add_argument("out", help="output folder")
+    p.add_argument("--n", type=int, default=1000, help="images per dataset")
+    p.add_argument("--resolution", type=int, default=64)
+    _common(p)
+
+    p = add("view", "start the Streamlit comparison viewer", cmd_view)
+    p.add_argument("model", nargs="?", default="demo", help="model folder, or 'demo'")
+    p.add_argument("--address", default="127.0.0.1", help="listen address (localhost by default)")
+    p.add_argument("--port", type=int, default=8501)
+    return parser
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from net2fair.config import ConfigError
+    from net2fair.data.images import ImageError
+    from net2fair.models.translator import ModelLoadError, UnknownDomainError
+    from net2fair.training.autoencoder import TrainingDiverged
+    from net2fair.training.checkpoint import CheckpointError
+    from net2fair.training.engine import DeviceError
+    from net2fair.training.run import RunError
+
+    return (
+        ConfigError,
+        ImageError,
+        ModelLoadError,
+        UnknownDomainError,
+        TrainingDiverged,
+        CheckpointError,
+        DeviceError,
+        RunError,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    # key=value overrides may stand anywhere among train's options
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.items += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    import os
+
+    quiet_rank = os.environ.get("RANK", "0") != "0"
+    logging.basicConfig(
+        level=logging.WARNING if quiet_rank else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.fn(args) or 0)
+    except CommandError as e:
+        print(f"net2fair: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("net2fair: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from net2fair.config import ConfigError
+        from net2fair.models.translator import UnknownDomainError
+
+        if isinstance(e, _known_errors()):
+            code = 2 if isinstance(e, (ConfigError, UnknownDomainError)) else 1
+            print(
+                f"net2fair: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                file=sys.stderr,
+            )
+            return code
+        if isinstance(e, OSError):
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            print(f"net2fair: error: {where}{e.strerror or e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

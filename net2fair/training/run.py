@@ -1,0 +1,240 @@
+"""A training run: both stages, one run folder, a model folder at the end.
+
+RUN/
+  config.yaml              the resolved config (what --resume reads back)
+  autoencoder/last.ckpt    stage-1 state (model, discriminator, optimisers, step, RNG)
+  autoencoder/recon_*.png  reconstructions at each validation
+  autoencoder_log.csv      every stage-1 figure
+  latents_train.safetensors, latents_val.safetensors   the frozen encoder's cache
+  cinn/last.ckpt, cinn/samples_*.png, cinn_log.csv
+  model/                   the trained model folder (config, weights, metrics, samples)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from net2fair import __version__
+from net2fair.config import Config, ConfigError, config_from_yaml_text, to_yaml
+from net2fair.data.datasets import MultiDomainDataset
+from net2fair.models.translator import Translator, resolve_model_path
+from net2fair.training.autoencoder import train_autoencoder
+from net2fair.training.checkpoint import atomic_write, load_checkpoint
+from net2fair.training.cinn import latent_cache, latent_statistics, train_cinn
+from net2fair.training.engine import Runtime, setup_runtime, teardown
+from net2fair.viz import image_grid
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("all", "autoencoder", "cinn")
+
+
+class RunError(RuntimeError):
+    """A run folder problem (exists already, nothing to resume, ...)."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model_dir: Path | None
+    metrics: dict
+
+
+def load_run_config(run_dir: Path) -> Config:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: not a run folder (no config.yaml to resume from)")
+    return config_from_yaml_text(path.read_text(), str(path))
+
+
+def _load_datasets(cfg: Config, progress: bool) -> tuple[MultiDomainDataset, MultiDomainDataset]:
+    domains = list(cfg.data.domains.items())
+    kw = dict(
+        resolution=cfg.data.resolution,
+        val_fraction=cfg.data.val_fraction,
+        preload=cfg.data.preload,
+        progress=progress,
+    )
+    train = MultiDomainDataset(domains, split="train", **kw)
+    try:
+        val = MultiDomainDataset(domains, split="val", **kw)
+    except ValueError:
+        # Tiny folders can have an empty validation split: validate on training images.
+        logger.warning("validation split is empty for some dataset; validating on training images")
+        val = train
+    return train, val
+
+
+def _autoencoder_from(cfg: Config, rt: Runtime):  # noqa: ANN202
+    from net2fair.training.autoencoder import build_autoencoder
+
+    src = Path(cfg.train.autoencoder_from)
+    ae = build_autoencoder(cfg)
+    if (src / "autoencoder" / "last.ckpt").is_file():
+        ae.load_state_dict(load_checkpoint(src / "autoencoder" / "last.ckpt")["model"])
+    else:
+        t = Translator.load(resolve_model_path(src))
+        ae.load_state_dict(t.autoencoder.state_dict())
+    return ae.to(rt.device)
+
+
+def sample_sheet(
+    t: Translator, val: MultiDomainDataset, per_domain: int = 2, seed: int = 0
+) -> Image.Image:
+    """Inputs, reconstructions, projections into every dataset, then shared-residual samples."""
+    rows, labels = [], []
+    for k, name in enumerate(t.domains):
+        idx = (val.labels == k).nonzero().flatten()[:per_domain].tolist()
+        if not idx:
+            continue
+        x = torch.stack([val[i][0] for i in idx]).to(t.device)
+        rec = t.decode(t.encode(x))
+        proj = t.project(x, source=name, targets="all")
+        for j in range(len(idx)):
+            rows.append([x[j], rec[j], *[proj[d][j] for d in t.domains]])
+            labels.append(name)
+    shared = t.sample_shared("all", n=per_domain, seed=seed)
+    for j in range(per_domain):
+        rows.append([None, None, *[shared[d][j] for d in t.domains]])
+        labels.append("sample")
+    return image_grid(rows, col_labels=["input", "recon", *t.domains], row_labels=labels)
+
+
+def train(
+    cfg: Config | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    stage: str = "all",
+    device: str = "auto",
+    progress: bool = True,
+) -> RunResult:
+    """Train both stages (or one) into a run folder; return where the model was written.
+
+    ``resume`` continues the run folder it names with its saved config (``cfg`` then only
+    supplies new step counts). Without it, ``out`` must not hold a run already.
+    """
+    if stage not in STAGES:
+        raise ConfigError(f"--stage must be one of {', '.join(STAGES)}, got '{stage}'")
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = load_run_config(run_dir)
+        if cfg is not None:  # allow extending a run: take the new step counts
+            saved.train.autoencoder.steps = cfg.train.autoencoder.steps
+            saved.train.cinn.steps = cfg.train.cinn.steps
+        cfg = saved
+    else:
+        if cfg is None or out is None:
+            raise ConfigError("train needs a config and an output folder")
+        run_dir = Path(out)
+        if (run_dir / "config.yaml").exists():
+            raise RunError(
+                f"{run_dir}: already holds a run; use --resume {run_dir} or another --out"
+            )
+    if len(cfg.data.domains) < 2:
+        names = ", ".join(cfg.data.domains) or "none"
+        raise ConfigError(
+            f"need at least two datasets to train, got {len(cfg.data.domains)}: {names}"
+        )
+    rt = setup_runtime(device, cfg.train.precision)
+    try:
+        return _train(cfg, run_dir, rt, resume is not None, stage, progress and rt.is_main)
+    finally:
+        teardown(rt)
+
+
+def _train(
+    cfg: Config, run_dir: Path, rt: Runtime, resume: bool, stage: str, progress: bool
+) -> RunResult:
+    t_start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    train_data, val_data = _load_datasets(cfg, progress)
+    for path, reason in train_data.skipped:
+        logger.warning("skipped %s: %s", path, reason)
+    cfg.model.domains = list(train_data.domain_names)
+    cfg.model.priors = [float(train_data.priors[d]) for d in train_data.domain_names]
+    cfg.model.package_version = __version__
+    cfg.model.provenance = cfg.model.provenance or "; ".join(
+        f"{name}: {folder} ({train_data.counts[name]} training images)"
+        for name, folder in cfg.data.domains.items()
+    )
+    if rt.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        text = to_yaml(cfg)
+        atomic_write(run_dir / "config.yaml", lambda p: p.write_text(text))
+    rt.barrier()
+    metrics: dict = {
+        "data": {
+            "train": train_data.counts,
+            "val": val_data.counts,
+            "skipped": len(train_data.skipped),
+        }
+    }
+    if cfg.train.autoencoder_from:
+        ae = _autoencoder_from(cfg, rt)
+        metrics["autoencoder"] = {"from": cfg.train.autoencoder_from}
+    else:
+        ae, ae_metrics = train_autoencoder(
+            cfg, run_dir, rt, train_data, val_data, resume=resume, progress=progress
+        )
+        metrics["autoencoder"] = {"steps": cfg.train.autoencoder.steps, **ae_metrics}
+    if stage == "autoencoder":
+        return RunResult(run_dir, None, metrics)
+    ae.requires_grad_(False).eval()
+    train_cache = latent_cache(
+        ae,
+        train_data,
+        rt,
+        run_dir / "latents_train.safetensors",
+        flips=cfg.data.flip,
+        progress=progress,
+    )
+    val_cache = latent_cache(
+        ae, val_data, rt, run_dir / "latents_val.safetensors", flips=False, progress=False
+    )
+    k = len(cfg.model.domains)
+
+    def assemble(flow: torch.nn.Module) -> Translator:
+        t = Translator(cfg).to(rt.device)
+        t.autoencoder.load_state_dict(ae.state_dict())
+        t.flow.load_state_dict(flow.state_dict())
+        mean, cov, count = latent_statistics(train_cache, k)
+        t.stats_mean.copy_(mean)
+        t.stats_cov.copy_(cov)
+        t.stats_count.copy_(count)
+        return t.freeze()
+
+    def on_validate(flow: torch.nn.Module, step: int) -> None:
+        sample_sheet(assemble(flow), val_data, seed=cfg.seed).save(
+            run_dir / "cinn" / f"samples_{step:06d}.png"
+        )
+
+    flow, cinn_metrics = train_cinn(
+        cfg,
+        run_dir,
+        rt,
+        train_cache,
+        val_cache,
+        k,
+        resume=resume,
+        progress=progress,
+        on_validate=on_validate,
+    )
+    metrics["cinn"] = {"steps": cfg.train.cinn.steps, **cinn_metrics}
+    metrics["seconds"] = round(time.perf_counter() - t_start, 1)
+    model_dir = run_dir / "model"
+    if rt.is_main:
+        t = assemble(flow)
+        t.save(model_dir, metrics=metrics, samples=sample_sheet(t, val_data, seed=cfg.seed))
+        atomic_write(
+            run_dir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2))
+        )
+    rt.barrier()
+    return RunResult(run_dir, model_dir, metrics)

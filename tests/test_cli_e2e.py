@@ -1,0 +1,195 @@
+"""End to end, as a user: the real commands in subprocesses on tiny data."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from net2fair import Translator
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_model_folder_has_the_documented_files(tiny_model: Path):
+    for name in ("config.yaml", "model.safetensors", "metrics.json", "samples.png"):
+        assert (tiny_model / name).is_file(), name
+    metrics = json.loads((tiny_model / "metrics.json").read_text())
+    assert metrics["autoencoder"]["steps"] == 8 and metrics["cinn"]["steps"] == 8
+    assert "val_psnr" in metrics["autoencoder"] and "val_bits_per_dim" in metrics["cinn"]
+    run = tiny_model.parent
+    for name in (
+        "config.yaml",
+        "autoencoder_log.csv",
+        "cinn_log.csv",
+        "autoencoder/last.ckpt",
+        "cinn/last.ckpt",
+        "latents_train.safetensors",
+    ):
+        assert (run / name).exists(), name
+    header = (run / "autoencoder_log.csv").read_text().splitlines()[0]
+    assert header.startswith("step,") and "val_psnr" in header
+
+
+def test_project_writes_every_target_and_matches_python_api(tiny_model, toy_folders, tmp_path):
+    out = tmp_path / "projected"
+    proc = run_cli(
+        "project",
+        str(tiny_model),
+        str(toy_folders["discs"]),
+        "--from",
+        "discs",
+        "--to",
+        "all",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "-q",
+    )
+    assert "projected 24 image(s)" in proc.stdout
+    inputs = sorted(p.name for p in toy_folders["discs"].glob("*.png"))
+    for target in ("discs", "squares"):
+        written = sorted(p.name for p in (out / target).glob("*.png"))
+        assert written == inputs
+        assert Image.open(out / target / inputs[0]).size == (32, 32)
+    assert (out / "overview.png").is_file()
+
+    # Translator.load reproduces the command's projections bit for bit.
+    t = Translator.load(tiny_model)
+    first = toy_folders["discs"] / inputs[0]
+    proj = t.project([first], source="discs", targets=["squares"])["squares"]
+    expected = Translator.to_pil(proj)[0]
+    got = Image.open(out / "squares" / inputs[0]).convert("RGB")
+    assert list(expected.getdata()) == list(got.getdata())
+
+
+def test_sample_writes_n_per_domain(tiny_model, tmp_path):
+    out = tmp_path / "samples"
+    run_cli(
+        "sample",
+        str(tiny_model),
+        "--domain",
+        "squares",
+        "-n",
+        "5",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+    )
+    files = sorted((out / "squares").glob("*.png"))
+    assert len(files) == 5 and Image.open(files[0]).size == (32, 32)
+    assert not (out / "discs").exists()
+    run_cli("sample", str(tiny_model), "-n", "2", "--out", str(tmp_path / "all"), "--device", "cpu")
+    assert len(list((tmp_path / "all" / "discs").glob("*.png"))) == 2
+    assert len(list((tmp_path / "all" / "squares").glob("*.png"))) == 2
+
+
+def test_bad_arguments_exit_nonzero_with_one_line(tiny_model, toy_folders, tmp_path):
+    proc = run_cli(
+        "project",
+        str(tiny_model),
+        str(toy_folders["discs"]),
+        "--from",
+        "cats",
+        "--out",
+        str(tmp_path / "x"),
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip().splitlines()[-1].startswith("net2fair: error: unknown dataset 'cats'")
+    )
+    assert "Traceback" not in proc.stderr
+    proc = run_cli(
+        "train",
+        "--domain",
+        f"only={toy_folders['discs']}",
+        "--out",
+        str(tmp_path / "r"),
+        check=False,
+    )
+    assert proc.returncode == 2 and "at least two datasets" in proc.stderr
+    proc = run_cli("train", "data.resoltion=64", check=False)
+    assert proc.returncode == 2 and "did you mean data.resolution" in proc.stderr
+    proc = run_cli(
+        "project", str(tmp_path / "nope"), "x.png", "--from", "a", "--out", "o", check=False
+    )
+    assert proc.returncode == 1 and "no such model folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _train_args(toy_folders, out: Path, ae_steps: int) -> list[str]:
+    return [
+        "train",
+        str(REPO / "configs" / "tiny.yaml"),
+        "--domain",
+        f"discs={toy_folders['discs']}",
+        "--domain",
+        f"squares={toy_folders['squares']}",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "-q",
+        "--ae-steps",
+        str(ae_steps),
+        "train.autoencoder.ckpt_every=5",
+        "train.autoencoder.val_every=1000",
+    ]
+
+
+def test_killed_run_resumes_to_the_same_weights(toy_folders, tmp_path):
+    steps = 60
+    full = tmp_path / "full"
+    run_cli(*_train_args(toy_folders, full, steps))
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "net2fair", *_train_args(toy_folders, killed, steps)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpt = killed / "autoencoder" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not ckpt.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model").exists(), "the run finished before it could be killed"
+    run_cli("train", "--resume", str(killed), "--device", "cpu", "-q")
+
+    a = load_file(str(full / "model" / "model.safetensors"))
+    b = load_file(str(killed / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    ma = json.loads((full / "model" / "metrics.json").read_text())
+    mb = json.loads((killed / "model" / "metrics.json").read_text())
+    assert mb["autoencoder"]["steps"] == ma["autoencoder"]["steps"] == steps
+
+
+def test_synth_writes_folders_with_labels_deterministically(tmp_path):
+    for name in ("a", "b"):
+        proc = run_cli("synth", str(tmp_path / name), "--n", "4", "--resolution", "32", "-q")
+        assert "wrote 4 images for each of photo, portrait, anime" in proc.stdout
+    for domain in ("photo", "portrait", "anime"):
+        files = sorted((tmp_path / "a" / domain).glob("*.png"))
+        assert len(files) == 4 and Image.open(files[0]).size == (32, 32)
+        rows = (tmp_path / "a" / domain / "labels.csv").read_text().splitlines()
+        assert len(rows) == 5 and "skin_tone" in rows[0]
+        for f in files:
+            assert f.read_bytes() == (tmp_path / "b" / domain / f.name).read_bytes()
