@@ -193,3 +193,23 @@ def test_synth_writes_folders_with_labels_deterministically(tmp_path):
         assert len(rows) == 5 and "skin_tone" in rows[0]
         for f in files:
             assert f.read_bytes() == (tmp_path / "b" / domain / f.name).read_bytes()
+
+
+def test_missing_or_empty_dataset_folder_is_a_config_error(toy_folders, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (tmp_path / "missing", empty):
+        proc = run_cli(
+            "train",
+            str(REPO / "configs" / "tiny.yaml"),
+            "--domain",
+            f"discs={toy_folders['discs']}",
+            "--domain",
+            f"other={folder}",
+            "--out",
+            str(tmp_path / "run"),
+            check=False,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert str(folder) in proc.stderr.strip().splitlines()[-1]

@@ -62,7 +62,11 @@ def _load_datasets(cfg: Config, progress: bool) -> tuple[MultiDomainDataset, Mul
         preload=cfg.data.preload,
         progress=progress,
     )
-    train = MultiDomainDataset(domains, split="train", **kw)
+    try:
+        train = MultiDomainDataset(domains, split="train", **kw)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        # a missing or empty folder is a configuration mistake: one line, exit code 2
+        raise ConfigError(str(e).splitlines()[0]) from None
     try:
         val = MultiDomainDataset(domains, split="val", **kw)
     except ValueError:
