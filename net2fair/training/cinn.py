@@ -168,6 +168,9 @@ def train_cinn(
     n = train_cache["labels"].shape[0]
     start = 0
     metrics: dict[str, float] = {}
+    # The flow can memorise a small latent set (training NLL keeps falling while the
+    # validation NLL rises), so the model keeps the weights of the best validation.
+    best: dict = {"val": math.inf, "step": 0, "state": None, "metrics": {}}
     if ckpt_path.exists() and resume:
         state = load_checkpoint(ckpt_path, rt.device)
         flow.load_state_dict(state["model"])
@@ -175,8 +178,15 @@ def train_cinn(
         start = int(state["step"])
         metrics = dict(state.get("metrics", {}))
         torch.set_rng_state(state["rng"])
+        if "best_state" in state:
+            best = {
+                "val": float(state["best_val"]),
+                "step": int(state["best_step"]),
+                "state": state["best_state"],
+                "metrics": dict(state["best_metrics"]),
+            }
         if start >= sc.steps:
-            return flow, metrics
+            return _keep_best(flow, best, metrics)
         logger.info("cinn: resuming at step %d of %d", start, sc.steps)
     else:
         # ActNorm's data-dependent initialisation sees a first batch; under DDP the
@@ -195,16 +205,21 @@ def train_cinn(
 
     def save(step: int) -> None:
         if rt.is_main:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "model": flow.state_dict(),
-                    "opt": opt.state_dict(),
-                    "step": step,
-                    "rng": torch.get_rng_state(),
-                    "metrics": metrics,
-                },
-            )
+            state = {
+                "model": flow.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "rng": torch.get_rng_state(),
+                "metrics": metrics,
+            }
+            if best["state"] is not None:
+                state.update(
+                    best_state=best["state"],
+                    best_val=best["val"],
+                    best_step=best["step"],
+                    best_metrics=best["metrics"],
+                )
+            save_checkpoint(ckpt_path, state)
         rt.barrier()
 
     bar = tqdm(
@@ -248,6 +263,13 @@ def train_cinn(
             if rt.is_main:
                 metrics = evaluate_flow(flow, val_cache, rt)
                 log.write(done, metrics)
+                if metrics["val_bits_per_dim"] < best["val"]:
+                    best = {
+                        "val": metrics["val_bits_per_dim"],
+                        "step": done,
+                        "state": {k: v.detach().clone() for k, v in flow.state_dict().items()},
+                        "metrics": dict(metrics),
+                    }
                 bar.write(f"cinn step {done}: val {metrics['val_bits_per_dim']:.4f} bits/dim")
                 if on_validate is not None:
                     on_validate(flow, done)
@@ -259,4 +281,21 @@ def train_cinn(
         metrics = evaluate_flow(flow, val_cache, rt)
     if sc.steps == 0:
         save(0)
-    return flow, metrics
+    return _keep_best(flow, best, metrics)
+
+
+def _keep_best(flow: ConditionalFlow, best: dict, last: dict[str, float]):  # noqa: ANN202
+    """The flow with the best validation weights, and its metrics (plus the last ones)."""
+    if best["state"] is None or best["val"] >= last.get("val_bits_per_dim", math.inf):
+        return flow, {**last, "best_step": None}
+    flow.load_state_dict(best["state"])
+    logger.info(
+        "cinn: keeping the weights of step %d (best validation %.4f bits/dim)",
+        best["step"],
+        best["val"],
+    )
+    return flow, {
+        **best["metrics"],
+        "best_step": best["step"],
+        "last_val_bits_per_dim": last.get("val_bits_per_dim"),
+    }
