@@ -351,6 +351,12 @@ class Translator(nn.Module):
             (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
             if samples is not None:
                 samples.save(tmp / "samples.png")
+            # mkdtemp and safetensors create owner-only files; a model folder is shareable
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o777 & ~umask)
+            for f in tmp.iterdir():
+                f.chmod(0o666 & ~umask)
             old = None
             if path.exists():
                 old = path.parent / f".{path.name}.old"
