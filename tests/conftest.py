@@ -85,3 +85,21 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, toy_folders: dict[str, 
         "-q",
     )
     return run / "model"
+
+
+@pytest.fixture(scope="session")
+def synth_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model on the three synthetic datasets (photo, portrait, anime) at 32 px."""
+    root = tmp_path_factory.mktemp("synth")
+    run_cli("synth", str(root / "data"), "--n", "24", "--resolution", "32", "-q")
+    run_cli(
+        "train",
+        str(REPO / "configs" / "tiny.yaml"),
+        *[f"--domain={d}={root / 'data' / d}" for d in ("photo", "portrait", "anime")],
+        "--out",
+        str(root / "run"),
+        "--device",
+        "cpu",
+        "-q",
+    )
+    return root / "run" / "model"

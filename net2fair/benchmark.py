@@ -1,0 +1,286 @@
+"""The bias benchmark on the synthetic datasets, where every attribute is known.
+
+For every ordered pair of datasets a -> b it measures what no real dataset can:
+
+- target accuracy: the share of projections a -> b that the domain classifier assigns to b;
+- content kept: the error of the projection's position, size, yaw, roll and mouth against
+  the source face's TRUE values, in units of each attribute's standard deviation;
+- bias replication: for each planted attribute, TV(projections, b's prior) divided by the
+  identity baseline TV(a's prior, b's prior): 0 when projection reproduces b's bias
+  exactly, 1 when it changes nothing;
+- skin tone: the median ITA over the cheeks of inputs and projections.
+
+The estimators (:mod:`net2fair.models.estimators`) read attributes off generated images;
+their own error on clean rendered faces is reported beside the figures as a floor.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from net2fair.data.images import uint8_to_tensor
+from net2fair.data.synthetic import (
+    PLANTED_ATTRIBUTES,
+    SHARED_ATTRIBUTES,
+    ita_degrees,
+    load_priors,
+    render_batch,
+    skin_region_mask,
+    srgb_to_lab,
+)
+from net2fair.models.translator import Translator
+
+logger = logging.getLogger(__name__)
+
+CONTENT = ("x", "y", "size", "yaw", "roll", "mouth_open")
+#: eval faces are rendered with seeds far from the training data's (seed 0 + index)
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """``(B, 3, H, W)`` in [-1, 1] -> ``(B, H, W, 3)`` uint8."""
+    arr = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return arr.permute(0, 2, 3, 1).numpy()
+
+
+def skin_ita(images: np.ndarray, attrs: list[dict] | None = None) -> np.ndarray:
+    """Median ITA (degrees) over the cheek region of each ``(B, H, W, 3)`` uint8 image.
+
+    With ``attrs`` the true face geometry of each image is used (projections keep the
+    source's geometry, so the source's attrs apply to them too)."""
+    out = np.empty(len(images))
+    for i, img in enumerate(images):
+        mask = skin_region_mask(img.shape[0], attrs[i] if attrs else None)
+        lab = srgb_to_lab(img[mask])
+        out[i] = float(np.median(ita_degrees(lab)))
+    return out
+
+
+def load_estimators(device: str | torch.device = "cpu"):  # noqa: ANN201
+    """The shipped attribute estimators, or None (with a warning) when not installed."""
+    from net2fair.models.estimators import AttributeEstimator
+
+    path = Path(str(resources.files("net2fair") / "assets" / "estimators"))
+    if not (path / "model.safetensors").is_file():
+        logger.warning("attribute estimators not found at %s; attribute figures left out", path)
+        return None
+    return AttributeEstimator.load(path, device=device)
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
+
+
+def prior_vector(priors: dict, domain: str, attribute: str) -> np.ndarray:
+    cats = PLANTED_ATTRIBUTES[attribute]
+    table = priors[domain][attribute]
+    return np.array([float(table.get(c, 0.0)) for c in cats])
+
+
+def histogram(indices: np.ndarray, k: int) -> np.ndarray:
+    return np.bincount(np.asarray(indices, dtype=np.int64), minlength=k)[:k] / max(1, len(indices))
+
+
+@dataclass
+class PairResult:
+    source: str
+    target: str
+    n: int
+    #: share of projections the domain classifier assigns to the target (None: no estimators)
+    target_accuracy: float | None
+    #: mean cINN posterior p(target | projection)
+    posterior_target: float
+    #: content error of the projections (in attribute standard deviations)
+    content_error: dict[str, float] = field(default_factory=dict)
+    #: TV(projections, target prior) / TV(source prior, target prior) per planted attribute
+    bias_ratio: dict[str, float] = field(default_factory=dict)
+    #: TV(projections, target prior) (defined also when the priors are equal)
+    bias_tv: dict[str, float] = field(default_factory=dict)
+    ita_before: float = math.nan
+    ita_after: float = math.nan
+
+
+@dataclass
+class BenchmarkResult:
+    n_per_domain: int
+    seed: int
+    reconstruction_psnr: float
+    bits_per_dim: float
+    pairs: list[PairResult]
+    #: the estimators' own error on clean rendered faces: accuracy / content error
+    estimator_floor: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _psnr(x: np.ndarray, y: np.ndarray) -> float:
+    mse = ((x.astype(np.float64) - y.astype(np.float64)) / 255.0) ** 2
+    per = mse.reshape(len(x), -1).mean(1)
+    return float(np.mean(10 * np.log10(1.0 / np.maximum(per, 1e-10))))
+
+
+def run_benchmark(
+    t: Translator,
+    *,
+    estimators=None,  # noqa: ANN001
+    n: int = 200,
+    seed: int = 0,
+    batch_size: int = 100,
+    priors: dict | None = None,
+) -> BenchmarkResult:
+    """Render ``n`` fresh faces per dataset, project them to every dataset, measure."""
+    priors = priors or load_priors()
+    res = t.resolution
+    domains = t.domains
+    content_sd = {}
+    rendered: dict[str, tuple[np.ndarray, list[dict]]] = {}
+    for d in domains:
+        rendered[d] = render_batch(d, n, res, seed=seed + EVAL_SEED_OFFSET)
+    all_attrs = [a for d in domains for a in rendered[d][1]]
+    for key in CONTENT:
+        vals = np.array([float(a[key]) for a in all_attrs])
+        lo, hi = SHARED_ATTRIBUTES[key]
+        content_sd[key] = float(vals.std()) or (hi - lo) / math.sqrt(12)
+
+    def estimate(images: np.ndarray) -> dict[str, np.ndarray]:
+        outs: dict[str, list] = {}
+        for s in range(0, len(images), batch_size):
+            x = uint8_to_tensor(images[s : s + batch_size]).to(next(estimators.parameters()).device)
+            for k, v in estimators.predict(x).items():
+                outs.setdefault(k, []).append(v.float().cpu().numpy())
+        return {k: np.concatenate(v) for k, v in outs.items()}
+
+    floor: dict[str, list[float]] = {}
+    psnrs, nll = [], []
+    pairs: list[PairResult] = []
+    for a in domains:
+        images, attrs = rendered[a]
+        ita_in = skin_ita(images, attrs)
+        projections: dict[str, list[np.ndarray]] = {b: [] for b in domains}
+        post: dict[str, list[float]] = {b: [] for b in domains}
+        for s in range(0, n, batch_size):
+            x = uint8_to_tensor(images[s : s + batch_size]).to(t.device)
+            z = t.encode(x)
+            psnrs.append(_psnr(images[s : s + batch_size], to_uint8(t.decode(z))))
+            nll.append(
+                float(t.bits_per_dim(t.latent_log_likelihood(z)[:, t.domain_index(a)]).mean())
+            )
+            zs = t.project_latents(z, a, "all")
+            decoded = t.decode(torch.cat([zs[b] for b in domains])).split(z.shape[0])
+            for b, xb in zip(domains, decoded):
+                projections[b].append(to_uint8(xb))
+                post[b].extend(t.latent_posterior(t.encode(xb))[:, t.domain_index(b)].tolist())
+        truth = {k: np.array([float(at[k]) for at in attrs]) for k in CONTENT}
+        if estimators is not None:
+            own = estimate(images)
+            floor.setdefault("domain_accuracy", []).append(float(np.mean(_domain_names(own) == a)))
+            for k in CONTENT:
+                floor.setdefault(f"content_{k}", []).append(
+                    float(np.mean(np.abs(own[k] - truth[k])) / content_sd[k])
+                )
+            for attr in PLANTED_ATTRIBUTES:
+                true_idx = np.array([int(at[attr]) for at in attrs])
+                floor.setdefault(f"{attr}_accuracy", []).append(
+                    float(np.mean(own[attr] == true_idx))
+                )
+        for b in domains:
+            pb = np.concatenate(projections[b])
+            pr = PairResult(a, b, n, None, float(np.mean(post[b])))
+            pr.ita_before = float(np.mean(ita_in))
+            pr.ita_after = float(np.mean(skin_ita(pb, attrs)))
+            if estimators is not None:
+                est = estimate(pb)
+                pr.target_accuracy = float(np.mean(_domain_names(est) == b))
+                for k in CONTENT:
+                    pr.content_error[k] = float(np.mean(np.abs(est[k] - truth[k])) / content_sd[k])
+                for attr, cats in PLANTED_ATTRIBUTES.items():
+                    got = histogram(est[attr], len(cats))
+                    tv = total_variation(got, prior_vector(priors, b, attr))
+                    base = total_variation(
+                        prior_vector(priors, a, attr), prior_vector(priors, b, attr)
+                    )
+                    pr.bias_tv[attr] = tv
+                    pr.bias_ratio[attr] = tv / base if base > 1e-9 else math.nan
+            pairs.append(pr)
+    return BenchmarkResult(
+        n_per_domain=n,
+        seed=seed,
+        reconstruction_psnr=float(np.mean(psnrs)),
+        bits_per_dim=float(np.mean(nll)),
+        pairs=pairs,
+        estimator_floor={k: float(np.mean(v)) for k, v in floor.items()},
+    )
+
+
+def _domain_names(pred: dict[str, np.ndarray]) -> np.ndarray:
+    from net2fair.data.synthetic import DOMAINS
+
+    return np.array(DOMAINS)[pred["domain"].astype(np.int64)]
+
+
+def format_table(result: BenchmarkResult) -> str:
+    """A markdown table, one row per ordered pair (a -> a rows are reconstructions)."""
+    attrs = list(PLANTED_ATTRIBUTES)
+    head = [
+        "pair",
+        "target acc",
+        "p(target)",
+        "content err (max, sd)",
+        "ITA before -> after",
+        *[f"{a} ratio" for a in attrs],
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def f(v: float | None, fmt: str = "{:.2f}") -> str:
+        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+    for p in result.pairs:
+        content = max(p.content_error.values()) if p.content_error else None
+        ratios = []
+        for a in attrs:
+            r = p.bias_ratio.get(a)
+            if r is not None and math.isnan(r):
+                ratios.append(f"(TV {p.bias_tv[a]:.2f})")
+            else:
+                ratios.append(f(r))
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"{p.source} -> {p.target}",
+                    f(p.target_accuracy, "{:.0%}"),
+                    f(p.posterior_target),
+                    f(content),
+                    f"{p.ita_before:.1f} -> {p.ita_after:.1f}",
+                    *ratios,
+                ]
+            )
+            + " |"
+        )
+    lines.append("")
+    lines.append(
+        f"Reconstruction PSNR {result.reconstruction_psnr:.2f} dB; cINN "
+        f"{result.bits_per_dim:.3f} bits/dim on the evaluation faces; "
+        f"n = {result.n_per_domain} per dataset, seed {result.seed}."
+    )
+    if result.estimator_floor:
+        fl = result.estimator_floor
+        accs = ", ".join(f"{a} {fl[f'{a}_accuracy']:.0%}" for a in attrs)
+        cont = max(fl[f"content_{k}"] for k in CONTENT)
+        lines.append(
+            f"Estimator floor on clean rendered faces: domain {fl['domain_accuracy']:.0%}, "
+            f"{accs}; content error up to {cont:.2f} sd."
+        )
+    lines.append(
+        "Ratios: TV(projections, target prior) / TV(source prior, target prior); "
+        "(TV x) where the two priors are equal."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""The bias benchmark and `net2fair demo` on a tiny synthetic-data model, and the shipped model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from net2fair import Translator
+from net2fair.benchmark import (
+    format_table,
+    histogram,
+    prior_vector,
+    run_benchmark,
+    skin_ita,
+    total_variation,
+)
+from net2fair.data.synthetic import PLANTED_ATTRIBUTES, load_priors, render_batch
+from net2fair.models.translator import shipped_models
+from tests.conftest import run_cli
+
+
+def test_total_variation_and_histograms():
+    assert total_variation([0.5, 0.5], [0.5, 0.5]) == 0
+    assert total_variation([1, 0], [0, 1]) == 1
+    assert np.allclose(histogram(np.array([0, 0, 2]), 3), [2 / 3, 0, 1 / 3])
+    p = prior_vector(load_priors(), "anime", "hair_length")
+    assert p.shape == (3,) and math.isclose(p.sum(), 1.0)
+
+
+def test_skin_ita_orders_rendered_skin_tones():
+    images, attrs = render_batch("photo", 60, 64, seed=5)
+    ita = skin_ita(images, attrs)
+    tones = np.array([a["skin_tone"] for a in attrs])
+    means = [ita[tones == k].mean() for k in range(6) if (tones == k).any()]
+    assert all(a > b for a, b in zip(means, means[1:])), means
+
+
+class FakeEstimators(torch.nn.Module):
+    """Reads nothing off the image: always predicts category 0 and the prior's centre.
+    Lets the benchmark's bookkeeping be checked exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def predict(self, x):
+        b = x.shape[0]
+        out = {a: torch.zeros(b, dtype=torch.long) for a in PLANTED_ATTRIBUTES}
+        out["domain"] = torch.zeros(b, dtype=torch.long)
+        out["mouth_open"] = torch.zeros(b, dtype=torch.long)
+        for k in ("x", "y", "size", "yaw", "roll"):
+            out[k] = torch.zeros(b)
+        return out
+
+
+@pytest.mark.slow
+def test_benchmark_bookkeeping(synth_tiny_model):
+    t = Translator.load(synth_tiny_model)
+    result = run_benchmark(t, estimators=FakeEstimators(), n=6, seed=0)
+    assert len(result.pairs) == 9
+    priors = load_priors()
+    for p in result.pairs:
+        assert p.target_accuracy == (1.0 if p.target == "photo" else 0.0)
+        # a constant prediction of category 0: TV to the target prior is 1 - prior[0]
+        expected = 1 - prior_vector(priors, p.target, "glasses")[0]
+        assert math.isclose(p.bias_tv["glasses"], expected, abs_tol=1e-9)
+        assert math.isnan(p.bias_ratio["eye_size"])  # equal priors everywhere: no baseline
+        assert 0 <= p.posterior_target <= 1
+    table = format_table(result)
+    assert "photo -> anime" in table and "glasses ratio" in table and "(TV" in table
+
+
+@pytest.mark.slow
+def test_demo_command_end_to_end(synth_tiny_model, tmp_path):
+    out = tmp_path / "demo"
+    proc = run_cli(
+        "demo",
+        "--model",
+        str(synth_tiny_model),
+        "--out",
+        str(out),
+        "--n",
+        "6",
+        "--device",
+        "cpu",
+        "-q",
+    )
+    assert "photo -> anime: skin tone" in proc.stdout
+    for name in (
+        "projections.png",
+        "samples.png",
+        "summary.md",
+        "summary.json",
+        "report/index.html",
+        "report/report.json",
+        "report/per_image.csv",
+    ):
+        assert (out / name).is_file(), name
+    assert "Projected into anime, skin tone" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["pairs"]) == 9 and summary["n_per_domain"] == 6
+
+
+@pytest.mark.skipif(
+    "demo" not in shipped_models(), reason="demo model not built into this checkout"
+)
+def test_shipped_demo_model_loads_and_projects():
+    t = Translator.load("demo")
+    assert t.domains == ["photo", "portrait", "anime"] and t.resolution == 64
+    images, _ = render_batch("photo", 2, 64, seed=1)
+    out = t.project(images[0], source="photo", targets="all")
+    assert set(out) == {"photo", "portrait", "anime"}
+    assert out["anime"].shape == (1, 3, 64, 64)
+    assert torch.isfinite(out["anime"]).all()
