@@ -226,6 +226,69 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    import shlex
+
+    from net2fair import report
+    from net2fair.training.engine import resolve_device
+
+    t = _load_model(args.model, args.device)
+    source = _check_domain(t, args.source)
+    targets = "all" if (not args.to or "all" in args.to) else [_check_domain(t, d) for d in args.to]
+    if not Path(args.images).exists():
+        raise CommandError(f"{args.images}: no such file or folder", 2)
+    try:
+        rep = report.build(
+            t,
+            args.images,
+            source=source,
+            targets=targets,
+            max_images=args.max_images,
+            seed=args.seed,
+            layout=args.layout,
+            device=resolve_device(args.device),
+            progress=not args.quiet,
+            command=" ".join(shlex.quote(a) for a in ["net2fair", *sys.argv[1:]]),
+        )
+    except ValueError as e:
+        raise CommandError(str(e).splitlines()[0]) from None
+    try:
+        out = report.write(rep, args.out)
+    except report.ReportWriteError as e:
+        raise CommandError(str(e).splitlines()[0]) from None
+    for line in rep.sentences():
+        print(line)
+    print(f"report on {rep.n} image(s) written to {out / 'index.html'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from net2fair.demo import run_demo
+    from net2fair.training.engine import resolve_device
+
+    t0 = time.perf_counter()
+    result = run_demo(
+        args.out, model=args.model, n=args.n, seed=args.seed, device=resolve_device(args.device)
+    )
+    print(
+        f"net2fair demo: {args.n} rendered faces per dataset projected into every dataset "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    for line in result.headlines:
+        print(f"  {line}")
+    print("  from the bias report on the photo faces:")
+    for line in result.report_sentences:
+        if "skin tone" in line:
+            print(f"    {line}")
+    print(
+        f"outputs in {result.out}/: projections.png, samples.png, summary.md, summary.json, "
+        f"report/index.html"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------------------------- view
 def cmd_view(args: argparse.Namespace) -> int:
     import subprocess
@@ -266,6 +329,12 @@ EXAMPLES = {
   net2fair sample demo -n 4 --out samples/       # the same residuals in every dataset""",
     "synth": """examples:
   net2fair synth bench-data --n 2000 --resolution 64 --seed 0""",
+    "report": """examples:
+  net2fair report demo faces/ --from photo --out report/          # every dataset of the model
+  net2fair report runs/pair/model photos/ --from photo --to anime --max-images 500 --out rep/""",
+    "demo": """examples:
+  net2fair demo                          # writes net2fair-demo/
+  net2fair demo --out demo-out --n 200 --seed 1""",
     "view": """examples:
   net2fair view                 # the shipped demo model
   net2fair view runs/pair/model""",
@@ -354,6 +423,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output folder")
     p.add_argument("--n", type=int, default=1000, help="images per dataset")
     p.add_argument("--resolution", type=int, default=64)
+    _common(p)
+
+    p = add("report", "bias projection report: what each dataset does to these faces", cmd_report)
+    p.add_argument("model", help="model folder, or 'demo'")
+    p.add_argument("images", help="an image file or a folder (recursive)")
+    p.add_argument("--from", dest="source", required=True, help="the dataset the images come from")
+    p.add_argument("--to", action="append", help="target dataset (repeatable) or 'all' (default)")
+    p.add_argument("--out", required=True, help="report folder (written atomically)")
+    p.add_argument("--max-images", type=int, default=None, help="use at most this many images")
+    p.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", "ffhq", "synthetic"],
+        help="face geometry for the skin region: FFHQ-aligned photos or the benchmark",
+    )
+    _common(p)
+
+    p = add("demo", "the main job on the shipped demo model and a fresh synthetic set", cmd_demo)
+    p.add_argument("--out", default="net2fair-demo", help="output folder")
+    p.add_argument("--n", type=int, default=60, help="evaluation faces per dataset")
+    p.add_argument("--model", default="demo", help=argparse.SUPPRESS)
     _common(p)
 
     p = add("view", "start the Streamlit comparison viewer", cmd_view)

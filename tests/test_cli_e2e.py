@@ -213,3 +213,46 @@ def test_missing_or_empty_dataset_folder_is_a_config_error(toy_folders, tmp_path
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
         assert str(folder) in proc.stderr.strip().splitlines()[-1]
+
+
+def test_report_command_writes_every_output_and_escapes_names(tiny_model, toy_folders, tmp_path):
+    images = tmp_path / "faces"
+    images.mkdir()
+    for i, src in enumerate(sorted(toy_folders["discs"].glob("*.png"))[:5]):
+        (images / f"{i}.png").write_bytes(src.read_bytes())
+    hostile = "<img src=x onerror=alert(1)>.png"
+    (images / hostile).write_bytes(src.read_bytes())
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "rep"
+    proc = run_cli(
+        "report",
+        str(tiny_model),
+        str(images),
+        "--from",
+        "discs",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "-q",
+        "--seed",
+        "1",
+    )
+    assert "report on 6 image(s)" in proc.stdout
+    assert "broken.png" in proc.stderr and "Traceback" not in proc.stderr
+    for name in ("index.html", "report.json", "per_image.csv"):
+        assert (out / name).is_file()
+    page = (out / "index.html").read_text()
+    assert "<img src=x onerror" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert json.loads((out / "report.json").read_text())["seed"] == 1
+    proc = run_cli(
+        "report",
+        str(tiny_model),
+        str(images),
+        "--from",
+        "nope",
+        "--out",
+        str(tmp_path / "r2"),
+        check=False,
+    )
+    assert proc.returncode == 2 and "unknown dataset 'nope'" in proc.stderr
