@@ -308,10 +308,18 @@ def cmd_view(args: argparse.Namespace) -> int:
         str(args.port),
         "--browser.gatherUsageStats",
         "false",
+        "--server.maxUploadSize",
+        "20",
+        "--client.toolbarMode",
+        "minimal",
         "--",
         "--model",
         args.model,
     ]
+    if args.models_dir:
+        cmd += ["--models-dir", args.models_dir]
+    if args.examples:
+        cmd += ["--examples", args.examples]
     return subprocess.call(cmd)
 
 
@@ -337,7 +345,7 @@ EXAMPLES = {
   net2fair demo --out demo-out --n 200 --seed 1""",
     "view": """examples:
   net2fair view                 # the shipped demo model
-  net2fair view runs/pair/model""",
+  net2fair view runs/pair/model --models-dir runs/ --examples ../shared/fixtures/real-faces""",
 }
 
 
@@ -450,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default="demo", help="model folder, or 'demo'")
     p.add_argument("--address", default="127.0.0.1", help="listen address (localhost by default)")
     p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--models-dir", help="also offer the model folders found under this folder")
+    p.add_argument("--examples", help="a folder of example faces (one subfolder per dataset)")
     return parser
 
 
