@@ -217,9 +217,21 @@ class Report:
             **{
                 k: getattr(self, k)
                 for k in (
-                    "source", "targets", "domains", "resolution", "layout", "seed",
-                    "change_measure", "change_measures", "n_resamples", "command", "created",
-                    "model", "data", "versions", "attributes_estimated",
+                    "source",
+                    "targets",
+                    "domains",
+                    "resolution",
+                    "layout",
+                    "seed",
+                    "change_measure",
+                    "change_measures",
+                    "n_resamples",
+                    "command",
+                    "created",
+                    "model",
+                    "data",
+                    "versions",
+                    "attributes_estimated",
                 )
             },
             "headline": self.sentences(),
@@ -504,8 +516,12 @@ def build(
                 pi, pp = pixels[i], proj_pixels[j]
                 name = batch_names[i]
                 for gal in (most[n], least[n]):
-                    gal.offer(ch, lambda name=name, ch=ch, pi=pi, pp=pp: GalleryItem(
-                        name, ch, pi.copy(), pp.copy()))
+                    gal.offer(
+                        ch,
+                        lambda name=name, ch=ch, pi=pi, pp=pp: GalleryItem(
+                            name, ch, pi.copy(), pp.copy()
+                        ),
+                    )
 
     batch: list[np.ndarray] = []
     batch_names: list[str] = []
@@ -543,9 +559,17 @@ def build(
 
     per_target = [
         _summarise_target(
-            t, n, src, [r for r in rows if r["target"] == n], change_keys,
+            t,
+            n,
+            src,
+            [r for r in rows if r["target"] == n],
+            change_keys,
             _estimator_categories(est),
-            acc_proj[n], acc_in, most[n].items(), least[n].items(), seed,
+            acc_proj[n],
+            acc_in,
+            most[n].items(),
+            least[n].items(),
+            seed,
         )
         for n in names_t
     ]
@@ -651,8 +675,16 @@ def _shift_entry(
         high=high,
         n=n,
         sentence=describe_shift(
-            target=target, subject=subject, shift=shift, low=low, high=high, n=n,
-            up=up, down=down, unit=unit, digits=digits,
+            target=target,
+            subject=subject,
+            shift=shift,
+            low=low,
+            high=high,
+            n=n,
+            up=up,
+            down=down,
+            unit=unit,
+            digits=digits,
         ),
     )
 
@@ -673,42 +705,94 @@ def _summarise_target(
     domains = t.domains
     shifts: list[Shift] = []
     for key, subject, group, unit, up, down, digits in _PIXEL_MEASURES:
+        shifts.append(_shift_entry(rows, target, key, subject, group, unit, up, down, digits, seed))
+    for d in domains:
         shifts.append(
-            _shift_entry(rows, target, key, subject, group, unit, up, down, digits, seed)
+            _shift_entry(
+                rows,
+                target,
+                f"posterior_{d}",
+                f"p({d} | image)",
+                "model",
+                "",
+                "rises",
+                "falls",
+                3,
+                seed,
+            )
         )
     for d in domains:
         shifts.append(
-            _shift_entry(rows, target, f"posterior_{d}", f"p({d} | image)", "model", "",
-                         "rises", "falls", 3, seed)
+            _shift_entry(
+                rows,
+                target,
+                f"loglik_{d}",
+                f"the log-likelihood under {d}",
+                "model",
+                "nats",
+                "rises",
+                "falls",
+                1,
+                seed,
+            )
         )
     for d in domains:
         shifts.append(
-            _shift_entry(rows, target, f"loglik_{d}", f"the log-likelihood under {d}",
-                         "model", "nats", "rises", "falls", 1, seed)
-        )
-    for d in domains:
-        shifts.append(
-            _shift_entry(rows, target, f"bpd_{d}", f"the negative log-likelihood under {d}",
-                         "model", "bits/dim", "rises", "falls", 3, seed)
+            _shift_entry(
+                rows,
+                target,
+                f"bpd_{d}",
+                f"the negative log-likelihood under {d}",
+                "model",
+                "bits/dim",
+                "rises",
+                "falls",
+                3,
+                seed,
+            )
         )
     change_subjects = {
         "lpips": ("LPIPS (0 = identical)", "images change by LPIPS", 3),
-        "l1": ("L1, mean absolute pixel difference (0-1)",
-               "images change by a mean absolute pixel difference (0-1) of", 3),
-        "ssim": ("SSIM (1 = identical)",
-                 "the structural similarity (SSIM) of input and projection is", 3),
+        "l1": (
+            "L1, mean absolute pixel difference (0-1)",
+            "images change by a mean absolute pixel difference (0-1) of",
+            3,
+        ),
+        "ssim": (
+            "SSIM (1 = identical)",
+            "the structural similarity (SSIM) of input and projection is",
+            3,
+        ),
     }
     for key in change_keys:
         v = _arrays(rows, f"change_{key}")
         mean, low, high, n = bootstrap_mean_ci(v, n_resamples=N_RESAMPLES, seed=seed)
         label, subject, digits = change_subjects[key]
-        shifts.append(Shift(
-            measure=key, label=label, subject=subject, group="change", unit="", kind="level",
-            before=None,
-            after=mean, shift=mean, low=low, high=high, n=n,
-            sentence=describe_level(target=target, subject=subject, mean=mean, low=low,
-                                    high=high, n=n, digits=digits),
-        ))
+        shifts.append(
+            Shift(
+                measure=key,
+                label=label,
+                subject=subject,
+                group="change",
+                unit="",
+                kind="level",
+                before=None,
+                after=mean,
+                shift=mean,
+                low=low,
+                high=high,
+                n=n,
+                sentence=describe_level(
+                    target=target,
+                    subject=subject,
+                    mean=mean,
+                    low=low,
+                    high=high,
+                    n=n,
+                    digits=digits,
+                ),
+            )
+        )
 
     attributes: list[AttributeSummary] = []
     if est_categories is not None and rows:
@@ -781,9 +865,18 @@ def _attribute_summaries(
             ind_b = (before == cat).astype(np.float64) * 100.0
             ind_a = (after == cat).astype(np.float64) * 100.0
             s = _shift_entry(
-                rows, target, f"{key}={cat}", f"the share of {label} '{cat}'",
-                "attributes (estimated)", "percentage points", "rises", "falls", 1, seed,
-                before=ind_b, after=ind_a,
+                rows,
+                target,
+                f"{key}={cat}",
+                f"the share of {label} '{cat}'",
+                "attributes (estimated)",
+                "percentage points",
+                "rises",
+                "falls",
+                1,
+                seed,
+                before=ind_b,
+                after=ind_a,
             )
             cat_shifts.append(s)
         clear = [s for s in cat_shifts if s.clear]
@@ -797,23 +890,36 @@ def _attribute_summaries(
                 f"(largest shift: '{cat}' {pick.shift:+.1f} percentage points, 95% CI "
                 f"{pick.low:.1f} to {pick.high:.1f}, n = {pick.n})."
             )
-        summaries.append(AttributeSummary(
-            attribute=label,
-            categories=list(cats),
-            before=[float(s.before) / 100.0 for s in cat_shifts],
-            after=[float(s.after) / 100.0 for s in cat_shifts],
-            sentence=sentence,
-        ))
+        summaries.append(
+            AttributeSummary(
+                attribute=label,
+                categories=list(cats),
+                before=[float(s.before) / 100.0 for s in cat_shifts],
+                after=[float(s.after) / 100.0 for s in cat_shifts],
+                sentence=sentence,
+            )
+        )
         shifts.extend(cat_shifts)
     continuous = [
-        k[len("in_est_"):] for k in rows[0]
-        if k.startswith("in_est_") and k[len("in_est_"):] not in categories
+        k[len("in_est_") :]
+        for k in rows[0]
+        if k.startswith("in_est_") and k[len("in_est_") :] not in categories
     ]
     for attr in continuous:
-        shifts.append(_shift_entry(
-            rows, target, f"est_{attr}", f"the estimated head {attr}", "content (estimated)",
-            "", "rises", "falls", 3, seed,
-        ))
+        shifts.append(
+            _shift_entry(
+                rows,
+                target,
+                f"est_{attr}",
+                f"the estimated head {attr}",
+                "content (estimated)",
+                "",
+                "rises",
+                "falls",
+                3,
+                seed,
+            )
+        )
     return summaries, shifts
 
 

@@ -158,8 +158,7 @@ def _hist_panel(ax: Any, before: np.ndarray, after: np.ndarray, title: str, xlab
         lo, hi = lo - 1.0, hi + 1.0
     bins = np.linspace(lo, hi, min(30, max(8, values.size // 4)) + 1)
     ax.hist(before[np.isfinite(before)], bins=bins, alpha=0.55, label="inputs", color="#4c72b0")
-    ax.hist(after[np.isfinite(after)], bins=bins, alpha=0.55, label="projections",
-            color="#dd8452")
+    ax.hist(after[np.isfinite(after)], bins=bins, alpha=0.55, label="projections", color="#dd8452")
     for v, c in ((np.nanmean(before), "#4c72b0"), (np.nanmean(after), "#dd8452")):
         ax.axvline(v, color=c, lw=2, ls="--")
     ax.set_title(title)
@@ -196,10 +195,20 @@ def write_charts(report: Report, folder: Path) -> dict[str, dict[str, Path]]:
         fig = _figure(min(7.0, max(3.4, 0.8 * len(report.domains) + 1.4)), 2.7)
         ax = fig.subplots()
         xs = np.arange(len(report.domains))
-        ax.bar(xs - 0.2, [t.posterior_before[d] for d in report.domains], 0.4,
-               label="inputs", color="#4c72b0")
-        ax.bar(xs + 0.2, [t.posterior_after[d] for d in report.domains], 0.4,
-               label="projections", color="#dd8452")
+        ax.bar(
+            xs - 0.2,
+            [t.posterior_before[d] for d in report.domains],
+            0.4,
+            label="inputs",
+            color="#4c72b0",
+        )
+        ax.bar(
+            xs + 0.2,
+            [t.posterior_after[d] for d in report.domains],
+            0.4,
+            label="projections",
+            color="#dd8452",
+        )
         ax.set_xticks(xs, [_short(d) for d in report.domains])
         ax.set_ylim(0, 1)
         ax.set_ylabel("mean p(dataset | image)")
@@ -238,8 +247,10 @@ def write_image_files(report: Report, folder: Path) -> dict[str, Path]:
             if not items:
                 continue
             sheet = image_grid(
-                [[Image.fromarray(g.input) for g in items],
-                 [Image.fromarray(g.projection) for g in items]],
+                [
+                    [Image.fromarray(g.input) for g in items],
+                    [Image.fromarray(g.projection) for g in items],
+                ],
                 row_labels=["input", "projected"],
             )
             path = folder / f"target-{i}-{kind}-changed.png"
@@ -323,8 +334,12 @@ def _shift_table(shifts: Sequence[Shift]) -> str:
         if s.kind == "level":
             cells = ["", "", num(s.after), f"{num(s.low)} to {num(s.high)}"]
         else:
-            cells = [_num(s.before, d), _num(s.after, d), num(s.shift),
-                     f"{num(s.low)} to {num(s.high)}"]
+            cells = [
+                _num(s.before, d),
+                _num(s.after, d),
+                num(s.shift),
+                f"{num(s.low)} to {num(s.high)}",
+            ]
         cls = ' class="clear"' if s.clear else ""
         rows.append(
             f'<tr{cls}><td class="l">{esc(s.label)}{unit}</td>'
@@ -381,14 +396,20 @@ def _gallery(items: Sequence[GalleryItem], measure: str, pixel: bool) -> str:
 def _grid(report: Report, pixel: bool) -> str:
     if not report.grid_inputs:
         return ""
-    head = "<tr><th class='l'>file</th><th>input</th>" + "".join(
-        f"<th>{esc(t)}{' (reconstruction)' if t == report.source else ''}</th>"
-        for t in report.targets
-    ) + "</tr>"
+    head = (
+        "<tr><th class='l'>file</th><th>input</th>"
+        + "".join(
+            f"<th>{esc(t)}{' (reconstruction)' if t == report.source else ''}</th>"
+            for t in report.targets
+        )
+        + "</tr>"
+    )
     rows = []
     for i, name in enumerate(report.grid_names):
-        cells = [f'<td class="name">{esc(name)}</td>',
-                 f'<td><img alt="input" src="{_data_uri_png(report.grid_inputs[i])}"></td>']
+        cells = [
+            f'<td class="name">{esc(name)}</td>',
+            f'<td><img alt="input" src="{_data_uri_png(report.grid_inputs[i])}"></td>',
+        ]
         for t in report.targets:
             uri = _data_uri_png(report.grid_projections[t][i])
             cells.append(f'<td><img alt="{esc(t)}" src="{uri}"></td>')
@@ -400,17 +421,20 @@ def _grid(report: Report, pixel: bool) -> str:
 def _target_section(
     report: Report, i: int, t: TargetReport, charts: dict[str, Path], pixel: bool
 ) -> str:
-    title = (
-        f"{esc(report.source)} &rarr; {esc(t.target)}"
-        + (" (reconstruction baseline)" if t.is_source else "")
+    title = f"{esc(report.source)} &rarr; {esc(t.target)}" + (
+        " (reconstruction baseline)" if t.is_source else ""
     )
     key = [s for s in t.shifts if s.group != "model" or s.measure == f"posterior_{t.target}"]
     sentences = "".join(
         f"<li>{esc(s.sentence)}</li>"
         for s in key
         if s.group in ("skin and colour", "background", "change", "model")
-        and (s.kind == "level" or s.measure in ("ita", "face_L", "bg_L") or s.clear
-             or s.measure.startswith("posterior_"))
+        and (
+            s.kind == "level"
+            or s.measure in ("ita", "face_L", "bg_L")
+            or s.clear
+            or s.measure.startswith("posterior_")
+        )
     )
     sentences += "".join(f"<li>{esc(a.sentence)}</li>" for a in t.attributes)
     fd = (
@@ -437,8 +461,7 @@ def _target_section(
         _bands_table(t),
     ]
     if t.attributes:
-        parts += ["<h3>Attributes read by the benchmark's estimators</h3>",
-                  _attributes_table(t)]
+        parts += ["<h3>Attributes read by the benchmark's estimators</h3>", _attributes_table(t)]
     parts += [
         "<h3>All measures</h3>",
         "<p class='note'>Rows with a 95% interval that excludes zero are highlighted.</p>",
@@ -522,8 +545,12 @@ def _provenance(report: Report) -> str:
         ("model", m.get("name")),
         ("model folder", m.get("path") or "(an object in memory)"),
         ("model provenance", m.get("provenance") or "(not recorded)"),
-        ("datasets (priors)", ", ".join(
-            f"{dn} ({p:.2f})" for dn, p in zip(m.get("domains", []), m.get("priors", [])))),
+        (
+            "datasets (priors)",
+            ", ".join(
+                f"{dn} ({p:.2f})" for dn, p in zip(m.get("domains", []), m.get("priors", []))
+            ),
+        ),
         ("weights sha256", m.get("weights_sha256") or "(not recorded)"),
         ("trained with net2fair", m.get("package_version") or "(not recorded)"),
         ("input", d["input"]),
@@ -568,8 +595,8 @@ def render_html(
 <body><main>
 <h1>{esc(title)}</h1>
 <p class="meta">{report.n} images from <b>{esc(report.source)}</b>
-(<code>{esc(report.data['input'])}</code>) projected into {len(report.targets)} datasets with
-model <b>{esc(report.model.get('name'))}</b>. Change measured by {esc(report.change_measure)};
+(<code>{esc(report.data["input"])}</code>) projected into {len(report.targets)} datasets with
+model <b>{esc(report.model.get("name"))}</b>. Change measured by {esc(report.change_measure)};
 face layout {esc(report.layout)}; seed {report.seed}; {esc(report.created)}.</p>
 <p class="meta">Targets: {nav} · <a href="#grid">grid</a> · <a href="#method">method and
 caveats</a> · <a href="#provenance">provenance</a></p>
@@ -582,5 +609,13 @@ caveats</a> · <a href="#provenance">provenance</a></p>
 """
 
 
-__all__ = ["ReportWriteError", "esc", "render_html", "write", "write_charts", "write_csv",
-           "write_image_files", "write_json"]
+__all__ = [
+    "ReportWriteError",
+    "esc",
+    "render_html",
+    "write",
+    "write_charts",
+    "write_csv",
+    "write_image_files",
+    "write_json",
+]

@@ -214,9 +214,7 @@ def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
-def ssim(
-    a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1.5
-) -> torch.Tensor:
+def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004) of ``(B, 3, H, W)`` images in [-1, 1].
 
     Gaussian window (11 px, sigma 1.5, shrunk to fit small images), the usual constants
@@ -356,9 +354,7 @@ def _fmt(x: float, digits: int) -> str:
     return "0" + s[2:] if s.startswith("-0") and float(s) == 0.0 else s
 
 
-def number_formatter(
-    values: Sequence[float], digits: int, most: int = 6
-) -> Callable[[float], str]:
+def number_formatter(values: Sequence[float], digits: int, most: int = 6) -> Callable[[float], str]:
     """A formatter with ``digits`` decimals, or more (up to ``most``, then 2 significant
     digits) when a non-zero value among ``values`` would otherwise show as 0: a real but
     tiny shift must not read "by 0.000"."""
@@ -406,10 +402,7 @@ def describe_shift(
             f"95% CI {f(low)} to {f(high)}, n = {n})."
         )
     verb, size, lo, hi = (up, shift, low, high) if shift > 0 else (down, -shift, -high, -low)
-    return (
-        f"{head} {verb} by {f(size)}{unit_s} on average "
-        f"(95% CI {f(lo)} to {f(hi)}, n = {n})."
-    )
+    return f"{head} {verb} by {f(size)}{unit_s} on average (95% CI {f(lo)} to {f(hi)}, n = {n})."
 
 
 def describe_level(

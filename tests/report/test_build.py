@@ -30,8 +30,13 @@ def model(tiny_model: Path) -> Translator:
 @pytest.fixture(scope="module")
 def built(tiny_model: Path, toy_folders: dict[str, Path]) -> report.Report:
     # change="auto": LPIPS when its weights load, the default path users get
-    return report.build(tiny_model, toy_folders["discs"], source="discs", batch_size=7,
-                        command="net2fair report tiny discs --from discs")
+    return report.build(
+        tiny_model,
+        toy_folders["discs"],
+        source="discs",
+        batch_size=7,
+        command="net2fair report tiny discs --from discs",
+    )
 
 
 def test_build_measures_every_image_in_every_target(built: report.Report):
@@ -60,9 +65,7 @@ def test_build_measures_every_image_in_every_target(built: report.Report):
     assert all(len(v) == len(built.grid_inputs) for v in built.grid_projections.values())
 
 
-def test_projection_into_the_source_is_the_reconstruction(
-    built: report.Report, model: Translator
-):
+def test_projection_into_the_source_is_the_reconstruction(built: report.Report, model: Translator):
     x = model.prepare(built.grid_inputs[0])
     recon = model.decode(model.encode(x))
     expected = ((recon[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
@@ -79,8 +82,9 @@ def test_write_produces_every_output(built: report.Report, tmp_path: Path):
     for name in ("index.html", "report.json", "per_image.csv", "images/grid.png"):
         assert (out / name).is_file(), name
     charts = sorted(p.name for p in (out / "charts").glob("*.png"))
-    assert charts == [f"target-{i}-{k}.png" for i in range(2) for k in ("distributions",
-                                                                          "posterior")]
+    assert charts == [
+        f"target-{i}-{k}.png" for i in range(2) for k in ("distributions", "posterior")
+    ]
     for png in (out / "charts").glob("*.png"):
         with Image.open(png) as im:
             assert im.width > 200
@@ -118,8 +122,13 @@ def test_user_strings_are_escaped_and_bad_files_skipped(
 ):
     folder = _write_xss_folder(tmp_path, toy_folders["discs"])
     with caplog.at_level(logging.WARNING, logger="net2fair.report.build"):
-        rep = report.build(model, folder, source="discs", change="l1",
-                           command='net2fair report m "<script>alert(1)</script>"')
+        rep = report.build(
+            model,
+            folder,
+            source="discs",
+            change="l1",
+            command='net2fair report m "<script>alert(1)</script>"',
+        )
     assert rep.n == 3 and rep.data["n_skipped"] == 1
     assert rep.data["skipped"][0]["file"].endswith("broken.png")
     assert any("broken.png" in r.getMessage() for r in caplog.records)
@@ -133,9 +142,7 @@ def test_user_strings_are_escaped_and_bad_files_skipped(
     assert "&lt;img src=x onerror=alert(1)&gt;.png" in text
 
 
-def test_interrupted_write_leaves_no_half_report(
-    built: report.Report, tmp_path: Path, monkeypatch
-):
+def test_interrupted_write_leaves_no_half_report(built: report.Report, tmp_path: Path, monkeypatch):
     out = tmp_path / "rep"
 
     def boom(*args, **kwargs):
@@ -173,13 +180,13 @@ def test_write_refuses_to_replace_a_folder_that_is_not_a_report(
     assert (out / "holiday.jpg").read_bytes() == b"precious"
 
 
-def test_bad_arguments_fail_clearly(model: Translator, toy_folders: dict[str, Path],
-                                    tmp_path: Path):
+def test_bad_arguments_fail_clearly(
+    model: Translator, toy_folders: dict[str, Path], tmp_path: Path
+):
     with pytest.raises(UnknownDomainError, match="discs"):
         report.build(model, toy_folders["discs"], source="faces", change="l1")
     with pytest.raises(UnknownDomainError):
-        report.build(model, toy_folders["discs"], source="discs", targets=["nope"],
-                     change="l1")
+        report.build(model, toy_folders["discs"], source="discs", targets=["nope"], change="l1")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "bad.jpg").write_bytes(b"")
@@ -225,11 +232,16 @@ def test_estimated_attributes_are_summarised(model: Translator, toy_folders: dic
 
             # inputs are the toy discs (dark blue background), projections are not exact
             exact = np.isin(pixels[:, 0, 0, 2], [60])
-            return {"glasses": torch.tensor(np.where(exact, 0, 1)),
-                    "yaw": torch.zeros(len(pixels))}
+            return {"glasses": torch.tensor(np.where(exact, 0, 1)), "yaw": torch.zeros(len(pixels))}
 
-    rep = report.build(model, toy_folders["discs"], source="discs", targets=["squares"],
-                       change="l1", estimators=FakeEstimator())
+    rep = report.build(
+        model,
+        toy_folders["discs"],
+        source="discs",
+        targets=["squares"],
+        change="l1",
+        estimators=FakeEstimator(),
+    )
     t = rep.target("squares")
     assert rep.attributes_estimated
     [glasses] = t.attributes

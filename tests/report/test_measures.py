@@ -62,8 +62,14 @@ def test_lab_conversion_matches_reference_values():
 
 @pytest.mark.parametrize(
     ("angle", "band"),
-    [(65.0, "very light"), (48.0, "light"), (34.0, "intermediate"), (19.0, "tan"),
-     (-10.0, "brown"), (-45.0, "dark")],
+    [
+        (65.0, "very light"),
+        (48.0, "light"),
+        (34.0, "intermediate"),
+        (19.0, "tan"),
+        (-10.0, "brown"),
+        (-45.0, "dark"),
+    ],
 )
 def test_ita_of_colour_patches_with_known_lab(angle, band):
     b_star = 15.0
@@ -219,34 +225,75 @@ def test_moment_accumulator_matches_batch_statistics():
 
 
 def test_sentence_names_direction_size_and_uncertainty():
-    s = describe_shift(target="portrait", subject="skin tone", shift=14.21, low=11.0, high=17.3,
-                       n=500, up="lightens", down="darkens", unit="ITA degrees")
-    assert s == ("Projected into portrait, skin tone lightens by 14.2 ITA degrees on average "
-                 "(95% CI 11.0 to 17.3, n = 500).")
-    s = describe_shift(target="anime", subject="skin tone", shift=-5.0, low=-7.1, high=-3.2,
-                       n=40, up="lightens", down="darkens", unit="ITA degrees")
+    s = describe_shift(
+        target="portrait",
+        subject="skin tone",
+        shift=14.21,
+        low=11.0,
+        high=17.3,
+        n=500,
+        up="lightens",
+        down="darkens",
+        unit="ITA degrees",
+    )
+    assert s == (
+        "Projected into portrait, skin tone lightens by 14.2 ITA degrees on average "
+        "(95% CI 11.0 to 17.3, n = 500)."
+    )
+    s = describe_shift(
+        target="anime",
+        subject="skin tone",
+        shift=-5.0,
+        low=-7.1,
+        high=-3.2,
+        n=40,
+        up="lightens",
+        down="darkens",
+        unit="ITA degrees",
+    )
     assert "darkens by 5.0 ITA degrees" in s and "95% CI 3.2 to 7.1" in s
     assert "no clear change" not in s
 
 
 def test_sentence_says_no_clear_change_when_the_interval_covers_zero():
-    s = describe_shift(target="anime", subject="face brightness", shift=0.8, low=-0.4,
-                       high=2.0, n=30, up="brightens", down="darkens", unit="L* units")
+    s = describe_shift(
+        target="anime",
+        subject="face brightness",
+        shift=0.8,
+        low=-0.4,
+        high=2.0,
+        n=30,
+        up="brightens",
+        down="darkens",
+        unit="L* units",
+    )
     assert "no clear change" in s
     assert "brightens" not in s and "darkens" not in s
     assert "-0.4 to 2.0" in s and "n = 30" in s
-    assert "not measured" in describe_shift(target="a", subject="b", shift=math.nan,
-                                            low=math.nan, high=math.nan, n=0)
-    level = describe_level(target="anime", subject="images change by LPIPS", mean=0.2134,
-                           low=0.2, high=0.23, n=9)
-    assert level == ("Projected into anime, images change by LPIPS 0.213 on average "
-                     "(95% CI 0.200 to 0.230, n = 9).")
+    assert "not measured" in describe_shift(
+        target="a", subject="b", shift=math.nan, low=math.nan, high=math.nan, n=0
+    )
+    level = describe_level(
+        target="anime", subject="images change by LPIPS", mean=0.2134, low=0.2, high=0.23, n=9
+    )
+    assert level == (
+        "Projected into anime, images change by LPIPS 0.213 on average "
+        "(95% CI 0.200 to 0.230, n = 9)."
+    )
 
 
 def test_sentence_never_reads_zero_for_a_clear_tiny_shift():
-    s = describe_shift(target="squares", subject="p(squares | image)", shift=-4.2e-5,
-                       low=-5.1e-5, high=-3.3e-5, n=24, digits=3)
+    s = describe_shift(
+        target="squares",
+        subject="p(squares | image)",
+        shift=-4.2e-5,
+        low=-5.1e-5,
+        high=-3.3e-5,
+        n=24,
+        digits=3,
+    )
     assert "falls by 0.00004" in s and "0.000 " not in s
-    s = describe_shift(target="squares", subject="p", shift=-4.2e-9, low=-5e-9, high=-3e-9,
-                       n=24, digits=3)
+    s = describe_shift(
+        target="squares", subject="p", shift=-4.2e-9, low=-5e-9, high=-3e-9, n=24, digits=3
+    )
     assert "falls by 4.2e-09" in s
