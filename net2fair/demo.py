@@ -83,11 +83,11 @@ def run_demo(
         for i in range(len(x)):
             rows.append([x[i].cpu(), *[proj[b][i].cpu() for b in t.domains]])
             labels.append(d)
-    grid = image_grid(rows, col_labels=["input", *t.domains], row_labels=labels)
+    grid = image_grid(rows, col_labels=["input", *t.domains], row_labels=labels, scale=2)
     atomic_write(out / "projections.png", lambda p: grid.save(p, format="PNG"))
     shared = t.sample_shared("all", n=4, temperature=0.8, seed=seed)
     sheet = image_grid(
-        [[shared[d][i].cpu() for d in t.domains] for i in range(4)], col_labels=t.domains
+        [[shared[d][i].cpu() for d in t.domains] for i in range(4)], col_labels=t.domains, scale=2
     )
     atomic_write(out / "samples.png", lambda p: sheet.save(p, format="PNG"))
 

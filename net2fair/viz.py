@@ -22,13 +22,15 @@ def image_grid(
     pad: int = 2,
     label_height: int = 14,
     label_width: int = 64,
+    scale: int = 1,
 ) -> Image.Image:
-    """Lay images out in rows; ``None`` leaves a cell empty. Labels are drawn in the margins."""
+    """Lay images out in rows; ``None`` leaves a cell empty. Labels are drawn in the margins.
+    ``scale`` enlarges every cell by an integer factor without smoothing (small models)."""
     cells = [as_pil(c) for r in rows for c in r if c is not None]
     if not cells:
         raise ValueError("image_grid needs at least one image")
-    w = max(c.width for c in cells)
-    h = max(c.height for c in cells)
+    w = max(c.width for c in cells) * scale
+    h = max(c.height for c in cells) * scale
     ncol = max(len(r) for r in rows)
     top = label_height if col_labels else 0
     left = label_width if row_labels else 0
@@ -44,5 +46,6 @@ def image_grid(
             draw.text((2, y + h // 2 - 5), str(row_labels[i])[:10], fill="black")
         for j, cell in enumerate(row):
             if cell is not None:
-                sheet.paste(as_pil(cell).resize((w, h)), (left + pad + j * (w + pad), y))
+                img = as_pil(cell).resize((w, h), Image.NEAREST if scale > 1 else Image.BICUBIC)
+                sheet.paste(img, (left + pad + j * (w + pad), y))
     return sheet
