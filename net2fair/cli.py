@@ -106,10 +106,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     files = [a for a in args.items if "=" not in a]
     overrides = [a for a in args.items if "=" in a]
+    seen: set[str] = set()
     for spec in args.domain or []:
         name, sep, folder = spec.partition("=")
         if not sep or not name or not folder:
             raise CommandError(f"--domain expects NAME=DIR, got '{spec}'", 2)
+        if name in seen:
+            # a later override would silently replace the first folder
+            raise CommandError(f"--domain '{name}' given twice; dataset names must differ", 2)
+        seen.add(name)
         overrides.append(f"data.domains.{name}={Path(folder).resolve()}")
     if args.resolution is not None:
         overrides.append(f"data.resolution={args.resolution}")
@@ -135,6 +140,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only the first process reports
+    data = result.metrics.get("data", {})
+    if "used" in data:
+        counts = ", ".join(f"{k}={v}" for k, v in data.get("train", {}).items())
+        print(
+            f"data: {data['used']} image(s) used (training split: {counts}); "
+            f"skipped {data['skipped']}"
+        )
     if result.model_dir is not None:
         m = result.metrics
         print(f"model written to {result.model_dir}")
@@ -168,13 +180,23 @@ def cmd_project(args: argparse.Namespace) -> int:
     out = Path(args.out)
     images, stats = _read_images(args.images, t.resolution, args.quiet)
     overview: list[list] = []
+    used_names: set[Path] = set()
+
+    def out_name(rel: Path) -> Path:
+        # face.jpg and face.png both exist in real folders: keep the full name for the second
+        name = rel.with_suffix(".png")
+        if name in used_names:
+            name = rel.with_name(rel.name + ".png")
+        used_names.add(name)
+        return name
+
     for batch in _batched(images, args.batch_size):
-        rels = [r for r, _ in batch]
+        rels = [out_name(r) for r, _ in batch]
         x = torch.stack([x for _, x in batch]).to(t.device)
         proj = t.project(x, source=source, targets=targets, alpha=args.alpha)
         for i, rel in enumerate(rels):
             for name in targets:
-                save_image_atomic(proj[name][i].cpu(), out / name / rel.with_suffix(".png"))
+                save_image_atomic(proj[name][i].cpu(), out / name / rel)
             if len(overview) < 16:
                 overview.append([x[i].cpu(), *[proj[n][i].cpu() for n in targets]])
     if stats["ok"] == 0:
@@ -257,9 +279,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         out = report.write(rep, args.out)
     except report.ReportWriteError as e:
         raise CommandError(str(e).splitlines()[0]) from None
+    except OSError as e:  # a full disk: report.write removes its half-built folder
+        raise CommandError(
+            f"{args.out}: could not write the report ({e.strerror or e}); nothing was changed"
+        ) from None
     for line in rep.sentences():
         print(line)
-    print(f"report on {rep.n} image(s) written to {out / 'index.html'}")
+    print(
+        f"report on {rep.n} image(s) written to {out / 'index.html'}; "
+        f"skipped {rep.data['n_skipped']}"
+    )
     return 0
 
 

@@ -256,3 +256,15 @@ def test_report_command_writes_every_output_and_escapes_names(tiny_model, toy_fo
         check=False,
     )
     assert proc.returncode == 2 and "unknown dataset 'nope'" in proc.stderr
+
+
+def test_extending_stage_one_re_encodes_and_restarts_stage_two(toy_folders, tmp_path):
+    run = tmp_path / "ext"
+    run_cli(*_train_args(toy_folders, run, 8))
+    before = load_file(str(run / "latents_train.safetensors"))["mu"]
+    proc = run_cli("train", "--resume", str(run), "--ae-steps", "12", "--device", "cpu")
+    after = load_file(str(run / "latents_train.safetensors"))["mu"]
+    assert not torch.equal(before, after), "the latent cache of the old autoencoder was reused"
+    assert "stage 2 starts again" in proc.stderr
+    metrics = json.loads((run / "model" / "metrics.json").read_text())
+    assert metrics["autoencoder"]["steps"] == 12

@@ -8,12 +8,14 @@ still sees the encoder's uncertainty.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -80,6 +82,15 @@ def encode_dataset(
     return out
 
 
+def autoencoder_fingerprint(ae: Autoencoder) -> str:
+    """sha256 of the autoencoder's weights: what a latent cache and a stage-2 run belong to."""
+    h = hashlib.sha256()
+    for key, t in sorted(ae.state_dict().items()):
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def latent_cache(
     ae: Autoencoder,
     data: MultiDomainDataset,
@@ -88,17 +99,28 @@ def latent_cache(
     *,
     flips: bool,
     progress: bool,
+    fingerprint: str | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Load the cache at ``path`` when it matches the data, else build and write it."""
+    """Load the cache at ``path`` when it matches the data and the autoencoder, else build
+    and write it. A cache of an earlier autoencoder (e.g. after stage 1 was extended) is
+    never reused."""
+    fingerprint = fingerprint or autoencoder_fingerprint(ae)
     if path.exists():
+        with safe_open(str(path), framework="pt") as f:
+            stored = (f.metadata() or {}).get("autoencoder")
         cache = load_file(str(path))
-        if cache["labels"].shape[0] == len(data) and ("mu_flip" in cache) == flips:
+        if (
+            stored == fingerprint
+            and cache["labels"].shape[0] == len(data)
+            and ("mu_flip" in cache) == flips
+        ):
             return cache
-        logger.info("%s does not match the data; re-encoding", path)
+        logger.info("%s belongs to other data or another autoencoder; re-encoding", path)
     if rt.is_main:
         cache = encode_dataset(ae, data, rt, flips=flips, progress=progress)
+        tensors = {k: v.contiguous() for k, v in cache.items()}
         atomic_write(
-            path, lambda p: save_file({k: v.contiguous() for k, v in cache.items()}, str(p))
+            path, lambda p: save_file(tensors, str(p), metadata={"autoencoder": fingerprint})
         )
     rt.barrier()
     return load_file(str(path))
@@ -156,8 +178,12 @@ def train_cinn(
     resume: bool,
     progress: bool = True,
     on_validate=None,  # noqa: ANN001 - callable(flow, step) for sample grids
+    fingerprint: str | None = None,
 ) -> tuple[ConditionalFlow, dict[str, float]]:
-    """Train (or resume, or skip when finished) stage 2 on the latent caches."""
+    """Train (or resume, or skip when finished) stage 2 on the latent caches.
+
+    ``fingerprint`` names the autoencoder the caches come from; a checkpoint of stage 2
+    made on another autoencoder is not resumed."""
     sc = cfg.train.cinn
     stage_dir = run_dir / "cinn"
     ckpt_path = stage_dir / "last.ckpt"
@@ -171,8 +197,11 @@ def train_cinn(
     # The flow can memorise a small latent set (training NLL keeps falling while the
     # validation NLL rises), so the model keeps the weights of the best validation.
     best: dict = {"val": math.inf, "step": 0, "state": None, "metrics": {}}
-    if ckpt_path.exists() and resume:
-        state = load_checkpoint(ckpt_path, rt.device)
+    state = load_checkpoint(ckpt_path, rt.device) if ckpt_path.exists() and resume else None
+    if state is not None and state.get("autoencoder") != fingerprint:
+        logger.info("cinn: the autoencoder changed since %s; stage 2 starts again", ckpt_path)
+        state = None
+    if state is not None:
         flow.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
@@ -206,6 +235,7 @@ def train_cinn(
     def save(step: int) -> None:
         if rt.is_main:
             state = {
+                "autoencoder": fingerprint,
                 "model": flow.state_dict(),
                 "opt": opt.state_dict(),
                 "step": step,

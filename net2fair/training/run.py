@@ -27,7 +27,12 @@ from net2fair.data.datasets import MultiDomainDataset
 from net2fair.models.translator import Translator, resolve_model_path
 from net2fair.training.autoencoder import train_autoencoder
 from net2fair.training.checkpoint import atomic_write, load_checkpoint
-from net2fair.training.cinn import latent_cache, latent_statistics, train_cinn
+from net2fair.training.cinn import (
+    autoencoder_fingerprint,
+    latent_cache,
+    latent_statistics,
+    train_cinn,
+)
 from net2fair.training.engine import Runtime, setup_runtime, teardown
 from net2fair.viz import image_grid
 
@@ -159,9 +164,8 @@ def _train(
 ) -> RunResult:
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
+    # Each dataset already logged its "skipped <path>: <reason>" lines while scanning.
     train_data, val_data = _load_datasets(cfg, progress)
-    for path, reason in train_data.skipped:
-        logger.warning("skipped %s: %s", path, reason)
     cfg.model.domains = list(train_data.domain_names)
     cfg.model.priors = [float(train_data.priors[d]) for d in train_data.domain_names]
     cfg.model.package_version = __version__
@@ -178,7 +182,9 @@ def _train(
         "data": {
             "train": train_data.counts,
             "val": val_data.counts,
-            "skipped": len(train_data.skipped),
+            # distinct files: the two splits scan the same folders
+            "used": len({*train_data.paths, *val_data.paths}),
+            "skipped": len({p for p, _ in (*train_data.skipped, *val_data.skipped)}),
         }
     }
     if cfg.train.autoencoder_from:
@@ -192,6 +198,7 @@ def _train(
     if stage == "autoencoder":
         return RunResult(run_dir, None, metrics)
     ae.requires_grad_(False).eval()
+    fingerprint = autoencoder_fingerprint(ae)
     train_cache = latent_cache(
         ae,
         train_data,
@@ -199,9 +206,16 @@ def _train(
         run_dir / "latents_train.safetensors",
         flips=cfg.data.flip,
         progress=progress,
+        fingerprint=fingerprint,
     )
     val_cache = latent_cache(
-        ae, val_data, rt, run_dir / "latents_val.safetensors", flips=False, progress=False
+        ae,
+        val_data,
+        rt,
+        run_dir / "latents_val.safetensors",
+        flips=False,
+        progress=False,
+        fingerprint=fingerprint,
     )
     k = len(cfg.model.domains)
 
@@ -230,13 +244,22 @@ def _train(
         resume=resume,
         progress=progress,
         on_validate=on_validate,
+        fingerprint=fingerprint,
     )
     metrics["cinn"] = {"steps": cfg.train.cinn.steps, **cinn_metrics}
     metrics["seconds"] = round(time.perf_counter() - t_start, 1)
     model_dir = run_dir / "model"
     if rt.is_main:
         t = assemble(flow)
-        t.save(model_dir, metrics=metrics, samples=sample_sheet(t, val_data, seed=cfg.seed))
+        try:
+            t.save(model_dir, metrics=metrics, samples=sample_sheet(t, val_data, seed=cfg.seed))
+        except OSError as e:
+            # Translator.save builds the folder aside and renames it: nothing partial remains.
+            raise RunError(
+                f"{model_dir}: could not write the model folder ({e.strerror or e}); the "
+                f"checkpoints are intact, free some space and run: net2fair train --resume "
+                f"{run_dir}"
+            ) from None
         atomic_write(
             run_dir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2))
         )
