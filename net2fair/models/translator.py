@@ -83,6 +83,33 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def build_autoencoder(cfg: Config) -> Autoencoder:
+    """The autoencoder a config describes (untrained)."""
+    return Autoencoder(
+        resolution=cfg.data.resolution,
+        z_dim=cfg.autoencoder.z_dim,
+        channels=list(cfg.autoencoder.channels),
+        res_blocks=cfg.autoencoder.res_blocks,
+    )
+
+
+def build_flow(cfg: Config, num_classes: int) -> ConditionalFlow:
+    """The conditional INN a config describes (untrained)."""
+    f = cfg.flow
+    return ConditionalFlow(
+        dim=cfg.autoencoder.z_dim,
+        num_classes=num_classes,
+        n_flows=f.n_flows,
+        hidden_dim=f.hidden_dim,
+        hidden_depth=f.hidden_depth,
+        embedding_dim=f.embedding_dim,
+        embedder_hidden_dim=f.embedder_hidden_dim,
+        embedder_depth=f.embedder_depth,
+        activation=f.activation,
+        seed=cfg.seed,
+    )
+
+
 class Translator(nn.Module):
     """Frozen autoencoder + conditional INN + dataset names and priors.
 
@@ -97,25 +124,8 @@ class Translator(nn.Module):
         if len(cfg.model.domains) < 2:
             raise ConfigError("a translator needs at least two datasets in model.domains")
         self.cfg = cfg
-        self.autoencoder = Autoencoder(
-            resolution=cfg.data.resolution,
-            z_dim=cfg.autoencoder.z_dim,
-            channels=list(cfg.autoencoder.channels),
-            res_blocks=cfg.autoencoder.res_blocks,
-        )
-        f = cfg.flow
-        self.flow = ConditionalFlow(
-            dim=cfg.autoencoder.z_dim,
-            num_classes=len(cfg.model.domains),
-            n_flows=f.n_flows,
-            hidden_dim=f.hidden_dim,
-            hidden_depth=f.hidden_depth,
-            embedding_dim=f.embedding_dim,
-            embedder_hidden_dim=f.embedder_hidden_dim,
-            embedder_depth=f.embedder_depth,
-            activation=f.activation,
-            seed=cfg.seed,
-        )
+        self.autoencoder = build_autoencoder(cfg)
+        self.flow = build_flow(cfg, len(cfg.model.domains))
         k, d = len(cfg.model.domains), cfg.autoencoder.z_dim
         # Latent statistics of each training set (mean and covariance of the encoder means),
         # kept for Frechet distances in reports; zero until training fills them.

@@ -15,6 +15,7 @@ from net2fair.config import Config
 from net2fair.data.datasets import MultiDomainDataset
 from net2fair.models.autoencoder import Autoencoder
 from net2fair.models.losses import AutoencoderLoss
+from net2fair.models.translator import build_autoencoder
 from net2fair.training.checkpoint import CsvLog, load_checkpoint, save_checkpoint
 from net2fair.training.engine import (
     Runtime,
@@ -43,15 +44,6 @@ LOG_COLUMNS = [
 
 class TrainingDiverged(RuntimeError):
     """A non-finite loss; the message names the step and the loss terms."""
-
-
-def build_autoencoder(cfg: Config) -> Autoencoder:
-    return Autoencoder(
-        resolution=cfg.data.resolution,
-        z_dim=cfg.autoencoder.z_dim,
-        channels=list(cfg.autoencoder.channels),
-        res_blocks=cfg.autoencoder.res_blocks,
-    )
 
 
 def check_finite(step: int, loss: torch.Tensor, logs: dict[str, float], stage: str) -> None:

@@ -23,6 +23,7 @@ from net2fair.config import Config
 from net2fair.data.datasets import MultiDomainDataset
 from net2fair.models.autoencoder import Autoencoder
 from net2fair.models.flow import ConditionalFlow
+from net2fair.models.translator import build_flow
 from net2fair.training.autoencoder import check_finite
 from net2fair.training.checkpoint import CsvLog, atomic_write, load_checkpoint, save_checkpoint
 from net2fair.training.engine import Runtime, batch_indices, lr_at, step_generator
@@ -30,22 +31,6 @@ from net2fair.training.engine import Runtime, batch_indices, lr_at, step_generat
 logger = logging.getLogger(__name__)
 
 LOG_COLUMNS = ["lr", "nll", "bits_per_dim", "grad_norm", "val_bits_per_dim", "latents_per_s"]
-
-
-def build_flow(cfg: Config, num_classes: int) -> ConditionalFlow:
-    f = cfg.flow
-    return ConditionalFlow(
-        dim=cfg.autoencoder.z_dim,
-        num_classes=num_classes,
-        n_flows=f.n_flows,
-        hidden_dim=f.hidden_dim,
-        hidden_depth=f.hidden_depth,
-        embedding_dim=f.embedding_dim,
-        embedder_hidden_dim=f.embedder_hidden_dim,
-        embedder_depth=f.embedder_depth,
-        activation=f.activation,
-        seed=cfg.seed,
-    )
 
 
 @torch.inference_mode()
