@@ -20,12 +20,8 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -39,6 +35,7 @@ from torch import nn
 from net2fair import __version__
 from net2fair.data.images import uint8_to_tensor
 from net2fair.data.synthetic import DOMAINS, PLANTED_ATTRIBUTES, SHARED_ATTRIBUTES
+from net2fair.fileio import sha256_file, write_folder_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -63,20 +60,6 @@ _POOL = 4  # features are pooled to a 4x4 grid, not to 1x1, so that position sur
 
 class EstimatorLoadError(RuntimeError):
     """An estimator folder that cannot be used; the message names the file and the problem."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _conv(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
@@ -284,35 +267,15 @@ class AttributeEstimator(nn.Module):
         """Write the estimator folder ``path`` atomically: ``config.json`` and
         ``model.safetensors``. An existing folder is replaced only once the new one is
         complete."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+
+        def fill(tmp: Path) -> None:
             tensors = {k: t.detach().cpu().contiguous() for k, t in self.state_dict().items()}
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
             cfg = self.config()
-            cfg["weights_sha256"] = _sha256(tmp / WEIGHTS_FILE)
+            cfg["weights_sha256"] = sha256_file(tmp / WEIGHTS_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-            # mkdtemp makes the folder private (0700); the estimators are shared package
-            # data, so give them the permissions a plain mkdir and write would.
-            umask = _umask()
-            tmp.chmod(0o777 & ~umask)
-            for name in (WEIGHTS_FILE, CONFIG_FILE):
-                (tmp / name).chmod(0o666 & ~umask)
-                with open(tmp / name, "rb") as f:
-                    os.fsync(f.fileno())
-            old = None
-            if path.exists():
-                old = path.parent / f".{path.name}.old"
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+
+        path = write_folder_atomically(path, fill)
         logger.info("saved attribute estimator to %s", path)
         return path
 
@@ -344,7 +307,7 @@ class AttributeEstimator(nn.Module):
                 f"{cfg_path}: format version {version!r}, this package reads {FORMAT_VERSION}"
             )
         expected = cfg.get("weights_sha256")
-        if not expected or _sha256(weights) != expected:
+        if not expected or sha256_file(weights) != expected:
             raise EstimatorLoadError(
                 f"{weights}: checksum does not match {CONFIG_FILE} (file truncated or modified)"
             )

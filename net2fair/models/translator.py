@@ -11,13 +11,9 @@ The residual v is what the datasets share; what changes from z_a to z_b is what 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -32,6 +28,7 @@ from torch import nn
 from net2fair import __version__
 from net2fair.config import Config, ConfigError, config_from_yaml_text, to_yaml
 from net2fair.data.images import load_image, tensor_to_pil, to_tensor
+from net2fair.fileio import sha256_file, write_folder_atomically
 from net2fair.models.autoencoder import Autoencoder
 from net2fair.models.flow import ConditionalFlow
 
@@ -73,14 +70,6 @@ def shipped_models() -> list[str]:
         )
     except (FileNotFoundError, NotADirectoryError):
         return []
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_autoencoder(cfg: Config) -> Autoencoder:
@@ -344,10 +333,8 @@ class Translator(nn.Module):
     ) -> Path:
         """Write the model folder atomically: config.yaml, model.safetensors, metrics.json,
         samples.png. ``dtype=torch.float16`` halves the file; loading restores float32."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+
+        def fill(tmp: Path) -> None:
             tensors = {}
             for key, t in self.state_dict().items():
                 t = t.detach().cpu()
@@ -356,29 +343,13 @@ class Translator(nn.Module):
                 tensors[key] = t.contiguous()
             save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
             self.cfg.model.package_version = __version__
-            self.cfg.model.weights_sha256 = _sha256(tmp / "model.safetensors")
+            self.cfg.model.weights_sha256 = sha256_file(tmp / "model.safetensors")
             (tmp / "config.yaml").write_text(to_yaml(self.cfg))
             (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
             if samples is not None:
                 samples.save(tmp / "samples.png")
-            # mkdtemp and safetensors create owner-only files; a model folder is shareable
-            umask = os.umask(0)
-            os.umask(umask)
-            tmp.chmod(0o777 & ~umask)
-            for f in tmp.iterdir():
-                f.chmod(0o666 & ~umask)
-            old = None
-            if path.exists():
-                old = path.parent / f".{path.name}.old"
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+
+        path = write_folder_atomically(path, fill)
         return path
 
     @classmethod
@@ -397,7 +368,7 @@ class Translator(nn.Module):
             where = str(folder / "config.yaml")
             raise ModelLoadError(msg if msg.startswith(where) else f"{where}: {msg}") from None
         weights = folder / "model.safetensors"
-        if cfg.model.weights_sha256 and _sha256(weights) != cfg.model.weights_sha256:
+        if cfg.model.weights_sha256 and sha256_file(weights) != cfg.model.weights_sha256:
             raise ModelLoadError(
                 f"{weights}: checksum does not match config.yaml (file truncated or modified)"
             )
