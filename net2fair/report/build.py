@@ -35,6 +35,7 @@ from net2fair.data.images import (
 )
 from net2fair.data.synthetic import DOMAINS
 from net2fair.models.translator import Translator, resolve_model_path
+from net2fair.report.changes import ChangeAccumulator, ChangeMap
 from net2fair.report.measures import (
     ITA_BAND_NAMES,
     MomentAccumulator,
@@ -185,6 +186,8 @@ class Report:
     grid_names: list[str] = field(repr=False)
     grid_inputs: list[np.ndarray] = field(repr=False)
     grid_projections: dict[str, list[np.ndarray]] = field(repr=False)
+    #: where each (non-source) target changes faces: per-pixel maps, see report.changes
+    change_maps: list[ChangeMap] = field(default_factory=list, repr=False)
 
     @property
     def n(self) -> int:
@@ -236,6 +239,7 @@ class Report:
             },
             "headline": self.sentences(),
             "grid_images": list(self.grid_names),
+            "change_maps": [m.to_dict() for m in self.change_maps],
             "per_target": [],
         }
         for t in self.per_target:
@@ -444,6 +448,7 @@ def build(
     grid_names: list[str] = []
     grid_inputs: list[np.ndarray] = []
     grid_proj: dict[str, list[np.ndarray]] = {n: [] for n in names_t}
+    change_acc = {n: ChangeAccumulator(src, n, layout) for n in names_t if n != src}
 
     used = 0
     bar = tqdm(total=wanted, desc="report", unit="img", disable=not progress)
@@ -461,6 +466,11 @@ def build(
             zp = t.encode(xp)
             ll_out = t.latent_log_likelihood(zp)
             post_out = t.latent_posterior(zp)
+            if change_acc:
+                xp_parts = dict(zip(names_t, xp.split(b)))
+                recon = xp_parts[src] if src in xp_parts else t.decode(z)
+                for n, acc in change_acc.items():
+                    acc.update(recon, xp_parts[n])
         acc_in.update(z)
         for n in names_t:
             acc_proj[n].update(zs[n])
@@ -620,6 +630,7 @@ def build(
         grid_names=grid_names,
         grid_inputs=grid_inputs,
         grid_projections=grid_proj,
+        change_maps=[m for m in (acc.result() for acc in change_acc.values()) if m is not None],
     )
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from net2fair.report.build import GalleryItem, Report, Shift, TargetReport
+from net2fair.report.changes import ChangeMap, write_change_figure
 from net2fair.report.measures import ITA_BAND_NAMES, number_formatter
 from net2fair.viz import image_grid
 
@@ -256,6 +257,8 @@ def write_image_files(report: Report, folder: Path) -> dict[str, Path]:
             path = folder / f"target-{i}-{kind}-changed.png"
             sheet.save(path)
             out[f"{t.target}/{kind}"] = path
+    if report.change_maps:
+        out["changes"] = write_change_figure(report.change_maps, folder / "changes.png")
     return out
 
 
@@ -418,6 +421,25 @@ def _grid(report: Report, pixel: bool) -> str:
     return f'<table class="{cls}">{head}{"".join(rows)}</table>'
 
 
+def changes_section(maps: Sequence[ChangeMap], figure: Path | None, source: str) -> str:
+    """The "where each dataset changes faces" section (also used by the audit page)."""
+    if not maps or figure is None:
+        return ""
+    sentences = "".join(f"<li>{esc(m.sentence())}</li>" for m in maps)
+    return (
+        '<section id="changes"><h2>Where each dataset changes faces</h2>'
+        f"<p class='note'>Each image's residual is decoded under <b>{esc(source)}</b> (its "
+        "reconstruction) and under each target; the maps average the difference over all "
+        "images, so what the autoencoder alone changes is left out. Left to right: the "
+        "average of the images decoded under the source and under the target (the average "
+        "change), the mean absolute change per pixel (one colour scale for all rows), the "
+        "lightness shift (red: lighter, blue: darker) and the colour shift (grey: none; the "
+        "hue shows the direction, the saturation its size).</p>"
+        f"<ul>{sentences}</ul>"
+        f'<img class="chart" alt="change maps" src="{_data_uri_png(figure)}"></section>'
+    )
+
+
 def _target_section(
     report: Report, i: int, t: TargetReport, charts: dict[str, Path], pixel: bool
 ) -> str:
@@ -576,8 +598,8 @@ def render_html(
     charts: dict[str, dict[str, Path]],
     images: dict[str, Path] | None = None,
 ) -> str:
-    """The self-contained page (``images`` is accepted for symmetry; thumbnails are
-    embedded from the report itself)."""
+    """The self-contained page. Thumbnails are embedded from the report itself; of
+    ``images`` only the change-map figure (key ``"changes"``) is used."""
     pixel = report.resolution < 96
     headline = "".join(f"<li>{esc(s)}</li>" for s in report.sentences())
     nav = " · ".join(
@@ -598,10 +620,12 @@ def render_html(
 (<code>{esc(report.data["input"])}</code>) projected into {len(report.targets)} datasets with
 model <b>{esc(report.model.get("name"))}</b>. Change measured by {esc(report.change_measure)};
 face layout {esc(report.layout)}; seed {report.seed}; {esc(report.created)}.</p>
-<p class="meta">Targets: {nav} · <a href="#grid">grid</a> · <a href="#method">method and
+<p class="meta">Targets: {nav} · <a href="#grid">grid</a> ·
+<a href="#changes">where faces change</a> · <a href="#method">method and
 caveats</a> · <a href="#provenance">provenance</a></p>
 <h2>In short</h2><ul class="headline">{headline or "<li>No target besides the source.</li>"}</ul>
 <section id="grid"><h2>Inputs and their projections</h2>{_grid(report, pixel)}</section>
+{changes_section(report.change_maps, (images or {}).get("changes"), report.source)}
 {sections}
 {_method(report)}
 {_provenance(report)}
@@ -611,6 +635,7 @@ caveats</a> · <a href="#provenance">provenance</a></p>
 
 __all__ = [
     "ReportWriteError",
+    "changes_section",
     "esc",
     "render_html",
     "write",
