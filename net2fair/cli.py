@@ -292,6 +292,71 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------- audit
+def cmd_audit(args: argparse.Namespace) -> int:
+    import shlex
+
+    from net2fair import audit
+    from net2fair.training.engine import resolve_device
+
+    alpha: float | str = "auto"
+    if args.alpha != "auto":
+        try:
+            alpha = float(args.alpha)
+        except ValueError:
+            msg = f"--alpha must be a number or 'auto', got {args.alpha!r}"
+            raise CommandError(msg, 2) from None
+        if not alpha >= 0:
+            raise CommandError(f"--alpha must be >= 0, got {args.alpha}", 2)
+    if not 0 < args.min_ess <= 1:
+        raise CommandError(f"--min-ess must be in (0, 1], got {args.min_ess}", 2)
+    if not args.clip >= 1:
+        raise CommandError(f"--clip must be >= 1 (the weights have mean 1), got {args.clip}", 2)
+    if args.max_images is not None and args.max_images < 1:
+        raise CommandError(f"--max-images must be >= 1, got {args.max_images}", 2)
+    t = _load_model(args.model, args.device)
+    domain = _check_domain(t, args.domain)
+    compare = None
+    if args.to:
+        compare = "all" if "all" in args.to else [_check_domain(t, d) for d in args.to]
+    if not Path(args.images).exists():
+        raise CommandError(f"{args.images}: no such file or folder", 2)
+    try:
+        a = audit.run(
+            t,
+            args.images,
+            domain=domain,
+            alpha=alpha,
+            clip=args.clip,
+            min_ess=args.min_ess,
+            flag_margin=args.flag_margin,
+            weight_flagged=args.weight_flagged,
+            compare=compare,
+            max_images=args.max_images,
+            seed=args.seed,
+            device=resolve_device(args.device),
+            progress=not args.quiet,
+            command=" ".join(shlex.quote(a) for a in ["net2fair", *sys.argv[1:]]),
+        )
+    except ValueError as e:
+        raise CommandError(str(e).splitlines()[0]) from None
+    try:
+        out = audit.write(a, args.out)
+    except audit.AuditWriteError as e:
+        raise CommandError(str(e).splitlines()[0]) from None
+    except OSError as e:
+        raise CommandError(
+            f"{args.out}: could not write the audit ({e.strerror or e}); nothing was changed"
+        ) from None
+    for line in a.sentences():
+        print(line)
+    print(
+        f"audit of {a.n} image(s) written to {out / 'index.html'} (weights in "
+        f"{out / 'weights.csv'}); skipped {a.data['n_skipped']}"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from net2fair.demo import run_demo
@@ -369,6 +434,9 @@ EXAMPLES = {
     "report": """examples:
   net2fair report demo faces/ --from photo --out report/          # every dataset of the model
   net2fair report runs/pair/model photos/ --from photo --to anime --max-images 500 --out rep/""",
+    "audit": """examples:
+  net2fair audit demo portraits/ --domain portrait --out audit/
+  net2fair audit runs/pair/model photos/ --domain photo --to anime --clip 5 --out a/""",
     "demo": """examples:
   net2fair demo                          # writes net2fair-demo/
   net2fair demo --out demo-out --n 200 --seed 1""",
@@ -475,6 +543,48 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "ffhq", "synthetic"],
         help="face geometry for the skin region: FFHQ-aligned photos or the benchmark",
     )
+    _common(p)
+
+    p = add(
+        "audit",
+        "audit a dataset folder: rare images, resampling weights, images another dataset "
+        "explains better",
+        cmd_audit,
+    )
+    p.add_argument("model", help="model folder, or 'demo'")
+    p.add_argument("images", help="the dataset's image folder (recursive) or one image")
+    p.add_argument("--domain", required=True, help="the dataset these images belong to")
+    p.add_argument("--out", required=True, help="audit folder (written atomically)")
+    p.add_argument(
+        "--alpha",
+        default="auto",
+        help="weights ∝ p(z | domain)^-alpha (0: uniform); auto: the strongest alpha <= 1 "
+        "that keeps --min-ess of the sample",
+    )
+    p.add_argument("--clip", type=float, default=10.0, help="largest weight (weights have mean 1)")
+    p.add_argument(
+        "--min-ess",
+        type=float,
+        default=0.5,
+        help="auto alpha: the effective sample size to keep, as a share of the folder",
+    )
+    p.add_argument(
+        "--flag-margin",
+        type=float,
+        default=0.0,
+        help="flag when another dataset's log-density is higher by more than this (nats)",
+    )
+    p.add_argument(
+        "--weight-flagged",
+        action="store_true",
+        help="weight flagged images too (default: weight 0, the weights fit the others)",
+    )
+    p.add_argument(
+        "--to",
+        action="append",
+        help="also map the folder into this dataset (repeatable, or 'all') for change maps",
+    )
+    p.add_argument("--max-images", type=int, default=None, help="use at most this many images")
     _common(p)
 
     p = add("demo", "the main job on the shipped demo model and a fresh synthetic set", cmd_demo)

@@ -1,0 +1,311 @@
+"""Writers for an :class:`~net2fair.audit.core.Audit`: one folder, written atomically.
+
+* ``weights.csv``: one row per image: path (relative to the audited folder), weight,
+  log-likelihood, bits/dim, posterior and log-likelihood per dataset, flag, the dataset
+  that explains it better and the log Bayes factor (plus estimated attributes, if any);
+* ``audit.json``: every figure, provenance, command line and seed;
+* ``index.html``: self-contained, in the bias report's style, every user string escaped;
+* ``charts/*.png`` and, with compared datasets, ``images/changes.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from net2fair.audit.core import Audit, AuditImage
+from net2fair.fileio import write_folder_atomically
+from net2fair.report.changes import write_change_figure
+from net2fair.report.html import _CSS, _csv_value, _data_uri_png, _figure, changes_section, esc
+
+logger = logging.getLogger(__name__)
+
+AUDIT_FILES = ("index.html", "audit.json", "weights.csv")
+
+
+class AuditWriteError(RuntimeError):
+    """The output folder cannot be used; the message says why."""
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink():
+            raise AuditWriteError(f"{out}: exists and is not a folder; choose another output")
+        # Replacing deletes the old folder: only an empty one or an earlier audit.
+        if any(out.iterdir()) and not (out / "audit.json").is_file():
+            raise AuditWriteError(
+                f"{out}: folder exists, is not empty and holds no audit.json; "
+                "choose a new output folder (an earlier audit there would be replaced)"
+            )
+
+
+def write(audit: Audit, out_dir: str | Path) -> Path:
+    """Write the audit folder atomically (built beside ``out_dir``, renamed at the end) and
+    return its path. An existing ``out_dir`` is replaced only if empty or an earlier audit.
+
+    Raises:
+        AuditWriteError: ``out_dir`` is a file, or a non-empty folder that is not an audit.
+    """
+    out = Path(out_dir).absolute()
+    _check_out_dir(out)
+
+    def fill(tmp: Path) -> None:
+        (tmp / "charts").mkdir()
+        charts = write_charts(audit, tmp / "charts")
+        changes = None
+        if audit.change_maps:
+            (tmp / "images").mkdir()
+            changes = write_change_figure(audit.change_maps, tmp / "images" / "changes.png")
+        write_weights_csv(audit, tmp / "weights.csv")
+        text = json.dumps(audit.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
+        (tmp / "audit.json").write_text(text + "\n", encoding="utf-8")
+        (tmp / "index.html").write_text(render_html(audit, charts, changes), encoding="utf-8")
+        _check_out_dir(out)
+
+    write_folder_atomically(out, fill)
+    logger.info("wrote audit to %s", out)
+    return out
+
+
+def write_weights_csv(audit: Audit, path: Path) -> None:
+    """``weights.csv``: one row per image, in folder order."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=audit.columns, extrasaction="ignore")
+        w.writeheader()
+        for row in audit.rows:
+            w.writerow(
+                {k: (int(v) if isinstance(v, bool) else _csv_value(v)) for k, v in row.items()}
+            )
+
+
+# ---------------------------------------------------------------------------- charts
+
+
+def write_charts(audit: Audit, folder: Path) -> dict[str, Path]:
+    """``loglik.png`` (histogram of log p(z | D), flagged images marked) and, when
+    attributes were estimated, ``attributes.png`` (shares before and after weighting)."""
+    out: dict[str, Path] = {}
+    ll = audit.log_likelihood
+    flags = np.array([r["flag"] for r in audit.rows], dtype=bool)
+    fig = _figure(7.0, 2.8)
+    ax1, ax2 = fig.subplots(1, 2)
+    bins = np.linspace(ll.min(), ll.max() + 1e-9, min(40, max(8, ll.size // 5)) + 1)
+    ax1.hist(ll[~flags], bins=bins, color="#4c72b0", alpha=0.8, label="not flagged")
+    if flags.any():
+        ax1.hist(ll[flags], bins=bins, color="#c44e52", alpha=0.8, label="flagged")
+    ax1.set_xlabel(f"log p(z | {audit.domain}) (nats)")
+    ax1.set_ylabel("images")
+    ax1.set_title("typicality", fontsize=10)
+    ax1.legend(fontsize=8)
+    order = np.argsort(ll)
+    ax2.plot(ll[order], audit.weights[order], color="#dd8452")
+    ax2.axhline(audit.clip, color="#999", ls="--", lw=0.8)
+    ax2.set_xlabel(f"log p(z | {audit.domain}) (nats)")
+    ax2.set_ylabel("weight")
+    ax2.set_yscale("log")
+    ax2.set_title(f"weights (alpha {audit.alpha:g}, clip {audit.clip:g})", fontsize=10)
+    out["loglik"] = folder / "loglik.png"
+    fig.savefig(out["loglik"])
+
+    cat = [a for a in audit.attributes if a.kind == "categorical"]
+    if cat:
+        cols = 3
+        nrows = (len(cat) + cols - 1) // cols
+        fig = _figure(10.0, 2.4 * nrows)
+        axes = np.asarray(fig.subplots(nrows, cols, squeeze=False)).reshape(-1)
+        for ax, a in zip(axes, cat):
+            xs = np.arange(len(a.categories))
+            ax.bar(xs - 0.2, a.before, 0.4, label="folder", color="#4c72b0")
+            ax.bar(xs + 0.2, a.after, 0.4, label="reweighted", color="#dd8452")
+            ax.axhline(1.0 / len(a.categories), color="#999", ls="--", lw=0.8)
+            ax.set_xticks(xs, a.categories, rotation=45, ha="right", fontsize=7)
+            ax.set_title(
+                f"{a.attribute}: TV to uniform {a.tv_to_uniform_before:.2f} -> "
+                f"{a.tv_to_uniform_after:.2f}",
+                fontsize=8,
+            )
+        for ax in axes[len(cat) :]:
+            ax.set_visible(False)
+        axes[0].legend(fontsize=7)
+        out["attributes"] = folder / "attributes.png"
+        fig.savefig(out["attributes"])
+    return out
+
+
+# ------------------------------------------------------------------------------ html
+
+
+def _cards(items: list[AuditImage], pixel: bool) -> str:
+    if not items:
+        return "<p class='note'>none</p>"
+    cards = "".join(
+        f'<div class="card"><img alt="{esc(g.name)}" src="{_data_uri_png(g.pixels)}">'
+        f'<div class="name">{esc(g.name)}</div>'
+        f"<div>log p {g.log_likelihood:.1f}</div>"
+        + (f"<div>w {g.weight:.2f}</div>" if g.weight is not None else "")
+        + (f"<div>{esc(g.note)}</div>" if g.note else "")
+        + "</div>"
+        for g in items
+    )
+    return f'<div class="{"cards pixel" if pixel else "cards"}">{cards}</div>'
+
+
+def _attribute_table(audit: Audit) -> str:
+    if not audit.attributes:
+        return (
+            "<p class='note'>No attribute estimators for this model: the distributions before "
+            "and after reweighting are shown on the synthetic benchmark's models only.</p>"
+        )
+    rows = []
+    for a in audit.attributes:
+        shares = "; ".join(
+            f"{esc(c)} {b:.0%}&rarr;{f:.0%}" for c, b, f in zip(a.categories, a.before, a.after)
+        )
+        if a.kind == "categorical":
+            figs = (
+                f"<td>{a.tv_to_uniform_before:.3f}</td><td>{a.tv_to_uniform_after:.3f}</td>"
+                f"<td>{a.tv_before_after:.3f}</td>"
+            )
+        else:
+            figs = f"<td>n/a</td><td>n/a</td><td>{a.tv_before_after:.3f}</td>"
+        rows.append(
+            f"<tr><td class='l'>{esc(a.attribute)}</td><td class='l'>{esc(a.kind)}</td>"
+            f"{figs}<td class='l'>{shares}</td></tr>"
+        )
+    return (
+        "<table><tr><th class='l'>attribute</th><th class='l'>kind</th>"
+        "<th>TV to uniform, folder</th><th>reweighted</th><th>TV moved</th>"
+        "<th class='l'>shares: folder &rarr; reweighted</th></tr>" + "".join(rows) + "</table>"
+        "<p class='note'>Attributes are read from the images by the benchmark's estimators. "
+        "Rebalancing should bring the planted attributes closer to uniform and leave content "
+        "(position, size, pose; binned into equal-width ranges) where it was.</p>"
+    )
+
+
+def _flag_table(audit: Audit, limit: int = 200) -> str:
+    rows = audit.flagged()
+    if not rows:
+        return "<p>No image is explained better by another dataset.</p>"
+    body = "".join(
+        f"<tr><td class='l'><code>{esc(r['path'])}</code></td><td class='l'>"
+        f"{esc(r['better_dataset'])}</td><td>{r['log_bayes_factor']:.2f}</td>"
+        f"<td>{r[f'posterior_{audit.domain}']:.3f}</td><td>{r['weight']:.2f}</td></tr>"
+        for r in rows[:limit]
+    )
+    more = f"<p class='note'>... and {len(rows) - limit} more in weights.csv</p>" if len(
+        rows
+    ) > limit else ""
+    return (
+        "<table><tr><th class='l'>file</th><th class='l'>explained better by</th>"
+        f"<th>log Bayes factor (nats)</th><th>p({esc(audit.domain)} | image)</th>"
+        f"<th>weight</th></tr>{body}</table>{more}"
+    )
+
+
+def _provenance(audit: Audit) -> str:
+    m, d = audit.model, audit.data
+    skipped = "".join(
+        f"<li><code>{esc(s['file'])}</code>: {esc(s['reason'])}</li>" for s in d["skipped"][:200]
+    )
+    skipped_html = (
+        f"<details><summary>{d['n_skipped']} files skipped</summary><ul>{skipped}</ul></details>"
+        if d["skipped"]
+        else "<p>No file was skipped.</p>"
+    )
+    items = [
+        ("model", m.get("name")),
+        ("model folder", m.get("path") or "(an object in memory)"),
+        ("weights sha256", m.get("weights_sha256") or "(not recorded)"),
+        (
+            "datasets (priors)",
+            ", ".join(f"{dn} ({p:.2f})" for dn, p in zip(m["domains"], m["priors"])),
+        ),
+        ("input", d["input"]),
+        ("images found / used / skipped", f"{d['n_found']} / {d['n_used']} / {d['n_skipped']}"),
+        ("sampled", "yes, at random with the seed" if d.get("sampled") else "no, all used"),
+        (
+            "alpha / clip / flag margin",
+            f"{audit.alpha:.4g} ({audit.alpha_rule}) / {audit.clip:g} / {audit.flag_margin:g}",
+        ),
+        ("seed", audit.seed),
+        ("command", audit.command or "(called from Python)"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in audit.versions.items())),
+        ("created", audit.created),
+    ]
+    table = "".join(
+        f"<tr><th class='l'>{esc(k)}</th><td class='l'><code>{esc(v)}</code></td></tr>"
+        for k, v in items
+    )
+    return (
+        f'<section id="provenance"><h2>Provenance</h2><table>{table}</table>'
+        f"{skipped_html}</section>"
+    )
+
+
+def render_html(audit: Audit, charts: dict[str, Path], changes: Path | None = None) -> str:
+    """The self-contained audit page."""
+    pixel = audit.model.get("resolution", 256) < 96
+    headline = "".join(f"<li>{esc(s)}</li>" for s in audit.sentences())
+    attr_chart = (
+        f'<img class="chart" alt="attributes" src="{_data_uri_png(charts["attributes"])}">'
+        if "attributes" in charts
+        else ""
+    )
+    title = f"Dataset audit: {audit.domain}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{_CSS}</style></head>
+<body><main>
+<h1>{esc(title)}</h1>
+<p class="meta">{audit.n} images of <code>{esc(audit.root)}</code> audited as
+<b>{esc(audit.domain)}</b> with model <b>{esc(audit.model.get("name"))}</b>
+(datasets: {esc(", ".join(audit.domains))}); seed {audit.seed}; {esc(audit.created)}.</p>
+<p class="meta"><a href="#typical">typicality</a> · <a href="#flagged">flagged</a> ·
+<a href="#balance">rebalancing</a> · <a href="#changes">where faces change</a> ·
+<a href="#method">method</a> · <a href="#provenance">provenance</a></p>
+<h2>In short</h2><ul class="headline">{headline}</ul>
+<section id="typical"><h2>Typicality under {esc(audit.domain)}</h2>
+<img class="chart" alt="log-likelihoods" src="{_data_uri_png(charts["loglik"])}">
+<h3>The {len(audit.least_typical)} least typical images (highest weights)</h3>
+{_cards(audit.least_typical, pixel)}
+<h3>The {len(audit.most_typical)} most typical images (lowest weights)</h3>
+{_cards(audit.most_typical, pixel)}</section>
+<section id="flagged"><h2>Images another dataset explains better</h2>
+<p class="note">Flagged when max over the other datasets of log p(z | d) exceeds
+log p(z | {esc(audit.domain)}) by more than {audit.flag_margin:g} nats: a possible mislabel, an
+image of another style, or an outlier all datasets find unlikely (compare its log p with the
+typical range above).</p>
+{_cards(audit.flagged_examples, pixel)}
+{_flag_table(audit)}</section>
+<section id="balance"><h2>Rebalancing with the weights</h2>
+<p>Weights w ∝ p(z | {esc(audit.domain)})<sup>-{audit.alpha:.3g}</sup>, mean 1, at most
+{audit.clip:g}, are in <code>weights.csv</code>. Train with them through
+<code>torch.utils.data.WeightedRandomSampler</code> (see the README).</p>
+{attr_chart}
+{_attribute_table(audit)}</section>
+{changes_section(audit.change_maps, changes, audit.domain)}
+<section id="method"><h2>Method and caveats</h2>
+<ul>
+<li>Each image is resized and centre-cropped to {audit.model.get("resolution")} px and encoded;
+the density is the cINN's exact log p(z | d) of the encoder mean (change of variables,
+no approximation), in nats; bits/dim divides by {audit.z_dim} ln 2.</li>
+<li>The density is the model's view: a folder the model was trained on looks more typical
+to it than fresh images, and an image can be rare because the autoencoder renders it
+poorly. Weights rebalance what the model can see in z; they do not know about attributes
+the latent code does not hold.</li>
+<li>alpha 1 would undo the density completely (importance weights to a flat density): a
+handful of images would carry the folder. The default alpha is chosen per folder as the
+strongest one (at most 1) that keeps the reweighted folder worth half of its images
+(Kish's effective sample size); here {audit.alpha:.3g} ({esc(audit.alpha_rule)}).</li>
+</ul></section>
+{_provenance(audit)}
+</main></body></html>
+"""
+
+
+__all__ = ["AUDIT_FILES", "AuditWriteError", "render_html", "write", "write_weights_csv"]
