@@ -127,6 +127,12 @@ def samples(key: ModelKey, n: int, temperature: float, seed: int) -> dict:
     return V.shared_samples(model(key), n, temperature, seed)
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
+def png(pixels: np.ndarray) -> bytes:
+    # every download button re-encodes its PNG on each rerun otherwise (~30 ms a slider move)
+    return V.png_bytes(pixels)
+
+
 def digest(*parts: object) -> str:
     h = hashlib.sha1()
     for p in parts:
@@ -139,7 +145,7 @@ def show(
 ) -> None:
     col.image(V.enlarge(pixels, size), caption=caption, output_format="PNG")
     col.download_button(
-        "PNG", V.png_bytes(pixels), file_name=file, mime="image/png", key=f"dl-{key}"
+        "PNG", png(pixels), file_name=file, mime="image/png", key=f"dl-{key}"
     )
 
 
@@ -263,7 +269,7 @@ if pixels_full is not None:
     strip.update({f"→ {d}": row[d] for d in targets})
     st.download_button(
         "download the row (PNG)",
-        V.png_bytes(V.labelled_strip(strip)),
+        png(np.asarray(V.labelled_strip(strip))),
         file_name=f"projections_{source}_a{alpha:.2f}.png",
         mime="image/png",
         key="dl-row",

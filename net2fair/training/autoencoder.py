@@ -125,8 +125,8 @@ def train_autoencoder(
         lpips_net=lc.lpips_net,
     ).to(rt.device)
     disc = loss_fn.discriminator
-    opt_g = torch.optim.Adam(ae.parameters(), lr=sc.lr, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=sc.lr, betas=(0.5, 0.9))
+    opt_g = torch.optim.Adam(ae.parameters(), lr=sc.lr, betas=(0.5, 0.9), fused=True)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=sc.lr, betas=(0.5, 0.9), fused=True)
     start = 0
     metrics: dict[str, float] = {}
     if ckpt_path.exists() and resume:

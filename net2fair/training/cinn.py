@@ -174,7 +174,7 @@ def train_cinn(
     ckpt_path = stage_dir / "last.ckpt"
     torch.manual_seed(cfg.seed)
     flow = build_flow(cfg, num_classes).to(rt.device)
-    opt = torch.optim.Adam(flow.parameters(), lr=sc.lr)
+    opt = torch.optim.Adam(flow.parameters(), lr=sc.lr, fused=True)
     flips = "mu_flip" in train_cache
     n = train_cache["labels"].shape[0]
     start = 0

@@ -297,3 +297,25 @@ def test_sentence_never_reads_zero_for_a_clear_tiny_shift():
         target="squares", subject="p", shift=-4.2e-9, low=-5e-9, high=-3e-9, n=24, digits=3
     )
     assert "falls by 4.2e-09" in s
+
+
+def test_ssim_matches_a_float64_two_dimensional_reference():
+    import torch.nn.functional as F
+
+    from net2fair.report.measures import _gaussian_window
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
+    b = (a + 0.3 * torch.randn(4, 3, 32, 32, generator=g)).clamp(-1, 1)
+    x, y = (a.double() + 1) / 2, (b.double() + 1) / 2
+    w = _gaussian_window(11, 1.5)
+    k = (w[:, None] * w[None, :]).expand(3, 1, 11, 11).contiguous()
+
+    def blur(t):
+        return F.conv2d(t, k, groups=3)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    ref = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    assert torch.allclose(ssim(a, b).double(), ref.mean(dim=(1, 2, 3)), atol=1e-5)

@@ -1,0 +1,230 @@
+"""The performance scripts in bench/ run end to end at tiny sizes and print sound tables.
+
+They are run the way the lead runs them, in a subprocess; their figures are timings on a
+shared machine, so only the table's structure and the relations that hold on any
+machine are asserted (the baseline's own ratio is 1, the goal column follows its rule,
+the kept bits/dim is the best validation, the run folder is left alone).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from net2fair.models.flow import ConditionalFlow
+from net2fair.models.translator import shipped_models
+from tests.conftest import REPO
+
+BENCH = REPO / "bench"
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while being built
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(script: str, *args: str, timeout: float = 600) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def _table(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The markdown table in ``text``: its header and one dict per row."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    assert len(lines) >= 3, text
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert set(lines[1].replace("|", "")) == {"-"}
+    rows = []
+    for ln in lines[2:]:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        assert len(cells) == len(header), ln
+        rows.append(dict(zip(header, cells)))
+    return header, rows
+
+
+def _number(cell: str) -> float:
+    """The first number in a cell: '1,234.5 ms' -> 1234.5, '+0.0031' -> 0.0031."""
+    m = re.search(r"[-+]?\d[\d,]*(?:\.\d+)?", cell)
+    assert m, f"no number in {cell!r}"
+    return float(m.group().replace(",", ""))
+
+
+# ---------------------------------------------------------------------------- cinn sweep
+def _fake_run(folder: Path, dim: int = 8, k: int = 3) -> Path:
+    """A latent cache in the format train_cinn's run writes (posterior parameters, flips)."""
+    g = torch.Generator().manual_seed(0)
+    folder.mkdir(parents=True)
+
+    def cache(n: int, flips: bool) -> dict[str, torch.Tensor]:
+        y = torch.arange(n) % k
+        mu = torch.randn(n, dim, generator=g) + 2.0 * y[:, None].float()
+        out = {"mu": mu, "logvar": torch.full((n, dim), -4.0), "labels": y}
+        if flips:
+            out["mu_flip"] = mu + 0.1 * torch.randn(n, dim, generator=g)
+            out["logvar_flip"] = torch.full((n, dim), -4.0)
+        return out
+
+    save_file(cache(192, True), str(folder / "latents_train.safetensors"))
+    save_file(cache(48, False), str(folder / "latents_val.safetensors"))
+    return folder
+
+
+def test_parse_grid_expands_the_product_and_rejects_nonsense():
+    sweep = _module("cinn_sweep")
+    assert sweep.parse_grid(["4,8x128"]) == [(4, 128, 2), (8, 128, 2)]
+    assert sweep.parse_grid(["2x16,32x1,3", "2x16x1"]) == [
+        (2, 16, 1),
+        (2, 16, 3),
+        (2, 32, 1),
+        (2, 32, 3),
+    ]
+    for bad in ("4", "4xax2", "0x16", "4x16x-1", "4x16x2x1"):
+        with pytest.raises(ValueError, match="grid spec"):
+            sweep.parse_grid([bad])
+
+
+@pytest.mark.slow
+def test_cinn_sweep_tiny(tmp_path: Path):
+    run = _fake_run(tmp_path / "run")
+    before = sorted(p.name for p in run.iterdir())
+    out = tmp_path / "sweep.json"
+    text = _run(
+        "cinn_sweep.py",
+        *("--run", str(run), "--grid", "1,2x16x1", "--baseline", "2x32x1"),
+        *("--steps", "4", "--baseline-steps", "3", "--val-every", "2", "--batch-size", "32"),
+        *("--warmup", "1", "--repeats", "2", "--infer-batch", "8", "--threads", "1"),
+        *("--json", str(out)),
+    )
+    sweep = _module("cinn_sweep")
+    header, rows = _table(text)
+    assert header == sweep.COLUMNS
+    assert [r["config"] for r in rows] == ["baseline 2x32x1", "1x16x1", "2x16x1"]
+    assert sorted(p.name for p in run.iterdir()) == before  # scratch files went elsewhere
+    assert "the baseline trained 3 steps, the others 4" in text
+
+    base = rows[0]
+    assert base["goal"] == "baseline" and base["speed-up"] == "1.00x"
+    assert _number(base["Δ bits/dim"]) == 0.0
+    for r in rows:
+        blocks, width, depth = (int(r[c]) for c in ("blocks", "width", "depth"))
+        expected = ConditionalFlow(
+            dim=8, num_classes=3, n_flows=blocks, hidden_dim=width, hidden_depth=depth,
+            embedding_dim=10,
+        ).num_parameters
+        assert _number(r["params"]) == expected
+        assert math.isfinite(_number(r["best val bits/dim"]))
+        assert _number(r["latents/s (fwd+inv)"]) > 0 and _number(r["ms (1 latent)"]) > 0
+        assert _number(r["train s"]) >= 0  # (a tiny run can round to 0.00)
+        steps = int(r["steps"])
+        assert int(r["best step"]) in ({2, steps} if steps > 2 else {steps})
+        assert r["goal"] in ("yes", "no", "baseline")
+
+    data = json.loads(out.read_text())
+    assert [d["name"] for d in data] == [r["config"] for r in rows]
+    for d, r in zip(data, rows):
+        # The kept figure is the best validation of the curve, at the step it was reached.
+        _, best = min(d["val_curve"], key=lambda sv: sv[1])
+        assert d["best_val_bpd"] == pytest.approx(best, abs=1e-4)
+        assert d["best_step"] in [s for s, v in d["val_curve"] if v <= best + 1e-4]
+        assert d["train_s"] > 0 and d["params"] == _number(r["params"])
+        assert d["speedup"] == pytest.approx(d["latents_per_s"] / data[0]["latents_per_s"])
+        assert d["delta_bpd"] == pytest.approx(d["best_val_bpd"] - data[0]["best_val_bpd"])
+        goal = d["speedup"] >= 10 and d["delta_bpd"] <= 0.02 and not d["baseline"]
+        assert d["meets_goal"] == goal
+        assert r["goal"] == ("baseline" if d["baseline"] else "yes" if goal else "no")
+
+
+# --------------------------------------------------------------------------- performance
+def test_a_failing_projection_variant_is_reported_not_raised():
+    perf = _module("performance")
+    cfg_res = 32
+    t = perf.random_translator(perf.DEFAULT_CONFIG, cfg_res)
+    x = torch.zeros(1, 3, cfg_res, cfg_res)
+    sec, note = perf.measure_variant(t, x, "batched", 1)
+    assert sec > 0 and note == ""
+    sec, note = perf.measure_variant(t, x, "no-such-variant", 1)
+    assert sec is None and note.startswith("failed: ValueError: unknown variant")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("demo" not in shipped_models(), reason="the demo model is not shipped")
+def test_performance_tiny():
+    text = _run(
+        "performance.py",
+        *("--threads", "1", "--data-n", "8"),
+        *("--cache-batches", "2", "--cache-batch", "16"),
+        *("--resolutions", "64,32", "--variants", "loop,batched,channels_last,threads1"),
+        *("--proj-repeats", "2"),
+        *("--s1-batch", "4", "--s1-steps", "1", "--s1-data-batches", "2"),
+        *("--profile", "--profile-steps", "1"),
+        *("--report-sizes", "4,8"),
+        "--viewer-repeats",
+        "1",
+    )
+    perf = _module("performance")
+    header, rows = _table(text.split("### stage-1 profile")[0])
+    assert header == perf.COLUMNS
+    by = {}
+    for r in rows:
+        by.setdefault(r["section"], []).append(r)
+    assert list(by) == ["a cache", "b projection", "c stage1", "d report", "e viewer"]
+    assert "failed" not in text
+
+    cache, build = by["a cache"]
+    assert re.fullmatch(r"[\d.]+x faster", cache["ratio"]), cache
+    assert _number(cache["figure"]) > 0
+    assert "encoding each batch" in cache["baseline (same run)"]
+    assert "24 images" in build["measure"] and _number(build["figure"]) > 0
+
+    proj = by["b projection"]
+    assert len(proj) == 2 * 4 + 1
+    for r in proj[:-1]:
+        assert _number(r["figure"]) > 0 and re.fullmatch(r"[\d.]+x vs loop", r["ratio"]), r
+    assert "64 px (model 'demo')" in proj[0]["measure"]
+    assert "32 px (default.yaml, random)" in proj[4]["measure"]
+    assert proj[0]["ratio"] == "1.00x vs loop" and proj[-1]["figure"] == "1"
+
+    s1 = by["c stage1"]
+    assert "full loss" in s1[0]["measure"] and s1[0]["figure"].endswith("images/s")
+    assert any("without the discriminator" in r["measure"] for r in s1)
+    assert [r for r in s1 if "preloaded" in r["measure"]][0]["ratio"].endswith("of a step")
+    assert "top 15 ops by self CPU time" in text and "Self CPU" in text
+
+    rep = by["d report"]
+    assert len(rep) == 4 and "4 faces" in rep[0]["measure"] and "8 faces" in rep[1]["measure"]
+    (floor_row,) = [r for r in rep if r["measure"].startswith("peak RSS floor")]
+    (marginal,) = [r for r in rep if r["measure"].startswith("marginal rate")]
+    assert marginal["figure"].endswith(("images/s", "(timing noise)"))
+    floor = _number(floor_row["figure"])
+    for r in rep[:2]:
+        peak = float(re.search(r"peak RSS ([\d,]+) MiB", r["figure"]).group(1).replace(",", ""))
+        assert peak >= floor > 10 and _number(r["figure"]) > 0
+    assert re.fullmatch(r"[\d.]+x memory", rep[1]["ratio"])
+
+    viewer = by["e viewer"]
+    assert len(viewer) == 4
+    assert all(r["figure"].endswith(("ms", " s")) and _number(r["figure"]) > 0 for r in viewer)
+    # the first projections come before the end of the whole first page
+    assert _number(viewer[1]["ratio"]) >= 1.0
