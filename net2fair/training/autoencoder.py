@@ -229,7 +229,8 @@ def train_autoencoder(
                 metrics = evaluate_autoencoder(ae, val_data, rt, sc.batch_size, sc.val_batches)
                 log.write(done, metrics)
                 reconstruction_grid(ae, val_data, rt).save(stage_dir / f"recon_{done:06d}.png")
-                bar.write(
+                # with the bar hidden (-q, other ranks), the log decides what is shown
+                (logger.info if bar.disable else bar.write)(
                     f"autoencoder step {done}: val L1 {metrics['val_l1']:.4f}, "
                     f"PSNR {metrics['val_psnr']:.2f} dB"
                 )

@@ -285,7 +285,10 @@ def train_cinn(
                         "state": {k: v.detach().clone() for k, v in flow.state_dict().items()},
                         "metrics": dict(metrics),
                     }
-                bar.write(f"cinn step {done}: val {metrics['val_bits_per_dim']:.4f} bits/dim")
+                # with the bar hidden (-q, other ranks), the log decides what is shown
+                (logger.info if bar.disable else bar.write)(
+                    f"cinn step {done}: val {metrics['val_bits_per_dim']:.4f} bits/dim"
+                )
                 if on_validate is not None:
                     on_validate(flow, done)
         if done % sc.ckpt_every == 0 or done == sc.steps:
