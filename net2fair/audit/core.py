@@ -33,9 +33,9 @@ import torch
 from tqdm.auto import tqdm
 
 from net2fair import __version__
-from net2fair.data.images import ImageError, load_image, to_uint8_array, uint8_to_tensor
+from net2fair.data.images import uint8_to_tensor
 from net2fair.models.translator import Translator, resolve_model_path
-from net2fair.report.build import _collect_paths, _estimate, resolve_layout
+from net2fair.report.build import _collect_paths, _estimate, resolve_layout, stream_batches
 from net2fair.report.changes import ChangeAccumulator, ChangeMap
 
 logger = logging.getLogger(__name__)
@@ -570,32 +570,11 @@ def run(
                     ),
                 )
 
-    used = 0
-    batch: list[np.ndarray] = []
-    batch_names: list[str] = []
     bar = tqdm(total=wanted, desc="audit", unit="img", disable=not progress)
     try:
-        for idx in order:
-            if used + len(batch) >= wanted:
-                break
-            try:
-                img = load_image(paths[idx], size_hint=t.resolution)
-                arr = to_uint8_array(img, t.resolution)
-            except ImageError as e:
-                logger.warning("skipped %s: %s", e.path, e.reason)
-                skipped.append({"file": str(e.path), "reason": e.reason})
-                continue
-            batch.append(arr)
-            batch_names.append(names[idx])
-            if len(batch) == batch_size:
-                run_batch(batch, batch_names)
-                used += len(batch)
-                bar.update(len(batch))
-                batch, batch_names = [], []
-        if batch:
-            run_batch(batch, batch_names)
-            used += len(batch)
-            bar.update(len(batch))
+        used = stream_batches(
+            paths, names, order, wanted, t.resolution, batch_size, skipped, run_batch, bar.update
+        )
     finally:
         bar.close()
     if used == 0:

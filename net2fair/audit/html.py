@@ -20,7 +20,15 @@ import numpy as np
 from net2fair.audit.core import Audit, AuditImage
 from net2fair.fileio import write_folder_atomically
 from net2fair.report.changes import write_change_figure
-from net2fair.report.html import _CSS, _csv_value, _data_uri_png, _figure, changes_section, esc
+from net2fair.report.html import (
+    _CSS,
+    _csv_value,
+    _data_uri_png,
+    _figure,
+    changes_section,
+    check_replaceable,
+    esc,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +40,7 @@ class AuditWriteError(RuntimeError):
 
 
 def _check_out_dir(out: Path) -> None:
-    if out.exists() or out.is_symlink():
-        if not out.is_dir() or out.is_symlink():
-            raise AuditWriteError(f"{out}: exists and is not a folder; choose another output")
-        # Replacing deletes the old folder: only an empty one or an earlier audit.
-        if any(out.iterdir()) and not (out / "audit.json").is_file():
-            raise AuditWriteError(
-                f"{out}: folder exists, is not empty and holds no audit.json; "
-                "choose a new output folder (an earlier audit there would be replaced)"
-            )
+    check_replaceable(out, "audit.json", "audit", AuditWriteError)
 
 
 def write(audit: Audit, out_dir: str | Path) -> Path:

@@ -348,6 +348,55 @@ class _Gallery:
 # --------------------------------------------------------------------------------- build
 
 
+def stream_batches(
+    paths: Sequence[Path],
+    names: Sequence[str],
+    order: Sequence[int],
+    wanted: int,
+    resolution: int,
+    batch_size: int,
+    skipped: list[dict[str, str]],
+    run_batch: Any,
+    progress: Any = None,
+) -> int:
+    """Load ``paths[i]`` for i in ``order`` at ``resolution`` until ``wanted`` images
+    loaded, calling ``run_batch(uint8 arrays, names)`` every ``batch_size`` of them.
+
+    A file that cannot be used is logged and appended to ``skipped`` as
+    ``{"file", "reason"}``, and the next one is taken. ``progress(n)`` is called after each
+    batch. Returns the number of images used (shared by the report and the audit).
+    """
+    used = 0
+    batch: list[np.ndarray] = []
+    batch_names: list[str] = []
+
+    def flush() -> None:
+        nonlocal used, batch, batch_names
+        run_batch(batch, batch_names)
+        used += len(batch)
+        if progress is not None:
+            progress(len(batch))
+        batch, batch_names = [], []
+
+    for idx in order:
+        if used + len(batch) >= wanted:
+            break
+        try:
+            arr = to_uint8_array(load_image(paths[idx], size_hint=resolution), resolution)
+        except ImageError as e:
+            logger.warning("skipped %s: %s", e.path, e.reason)
+            skipped.append({"file": str(e.path), "reason": e.reason})
+            continue
+        batch.append(arr)
+        batch_names.append(names[idx])
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return used
+
+
+
 def build(
     model: Translator | str | Path,
     images: str | Path | Sequence[str | Path],
@@ -450,10 +499,10 @@ def build(
     grid_proj: dict[str, list[np.ndarray]] = {n: [] for n in names_t}
     change_acc = {n: ChangeAccumulator(src, n, layout) for n in names_t if n != src}
 
-    used = 0
     bar = tqdm(total=wanted, desc="report", unit="img", disable=not progress)
 
     def run_batch(batch: list[np.ndarray], batch_names: list[str]) -> None:
+        base = len(rows) // len(names_t)  # images measured before this batch
         pixels = np.stack(batch)
         x = uint8_to_tensor(pixels).to(t.device)
         b = x.shape[0]
@@ -495,7 +544,7 @@ def build(
         for k, n in enumerate(names_t):
             for i in range(b):
                 j = k * b + i
-                row: dict[str, Any] = {"file": batch_names[i], "index": used + i, "target": n}
+                row: dict[str, Any] = {"file": batch_names[i], "index": base + i, "target": n}
                 for key in _PIXEL_KEYS:
                     row[f"in_{key}"] = float(m_in[key][i])
                     row[f"out_{key}"] = float(m_out[key][j])
@@ -533,31 +582,10 @@ def build(
                         ),
                     )
 
-    batch: list[np.ndarray] = []
-    batch_names: list[str] = []
     try:
-        for idx in order:
-            if used + len(batch) >= wanted:
-                break
-            path = paths[idx]
-            try:
-                img = load_image(path, size_hint=res)
-                arr = to_uint8_array(img, res)
-            except ImageError as e:
-                logger.warning("skipped %s: %s", e.path, e.reason)
-                skipped.append({"file": str(e.path), "reason": e.reason})
-                continue
-            batch.append(arr)
-            batch_names.append(names[idx])
-            if len(batch) == batch_size:
-                run_batch(batch, batch_names)
-                used += len(batch)
-                bar.update(len(batch))
-                batch, batch_names = [], []
-        if batch:
-            run_batch(batch, batch_names)
-            used += len(batch)
-            bar.update(len(batch))
+        used = stream_batches(
+            paths, names, order, wanted, res, batch_size, skipped, run_batch, bar.update
+        )
     finally:
         bar.close()
     if used == 0:

@@ -53,16 +53,21 @@ def esc(value: object) -> str:
 # ----------------------------------------------------------------------------- atomic
 
 
-def _check_out_dir(out: Path) -> None:
+def check_replaceable(out: Path, marker: str, what: str, error: type[Exception]) -> None:
+    """Raise ``error`` unless ``out`` is absent, an empty folder, or an earlier output
+    (a folder holding ``marker``): replacing a folder deletes it."""
     if out.exists() or out.is_symlink():
         if not out.is_dir() or out.is_symlink():
-            raise ReportWriteError(f"{out}: exists and is not a folder; choose another output")
-        # Replacing a folder deletes it: only do that to an empty one or an earlier report.
-        if any(out.iterdir()) and not (out / "report.json").is_file():
-            raise ReportWriteError(
-                f"{out}: folder exists, is not empty and holds no report.json; "
-                "choose a new output folder (an earlier report there would be replaced)"
+            raise error(f"{out}: exists and is not a folder; choose another output")
+        if any(out.iterdir()) and not (out / marker).is_file():
+            raise error(
+                f"{out}: folder exists, is not empty and holds no {marker}; "
+                f"choose a new output folder (an earlier {what} there would be replaced)"
             )
+
+
+def _check_out_dir(out: Path) -> None:
+    check_replaceable(out, "report.json", "report", ReportWriteError)
 
 
 def write(report: Report, out_dir: str | Path) -> Path:
@@ -636,6 +641,7 @@ caveats</a> · <a href="#provenance">provenance</a></p>
 __all__ = [
     "ReportWriteError",
     "changes_section",
+    "check_replaceable",
     "esc",
     "render_html",
     "write",

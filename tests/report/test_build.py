@@ -46,6 +46,8 @@ def test_build_measures_every_image_in_every_target(built: report.Report):
     assert built.layout == "ffhq"  # toy dataset names are not the benchmark's
     assert len(built.rows) == n * 2
     assert {r["target"] for r in built.rows} == {"discs", "squares"}
+    # batches of 7: every image keeps its own index, once per target
+    assert sorted(r["index"] for r in built.rows) == sorted(list(range(n)) * 2)
     assert built.change_measure in ("lpips", "l1")
     assert built.change_measures[-2:] == ["l1", "ssim"]
     for t in built.per_target:
