@@ -249,6 +249,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------- report
+def _write_folder(write: Callable, obj: object, out: str, what: str, refused: type) -> Path:
+    """Write a report or audit folder; a refused folder or a full disk is a one-line error
+    (the writers remove their half-built folder, so nothing was changed)."""
+    try:
+        return write(obj, out)
+    except refused as e:
+        raise CommandError(str(e).splitlines()[0]) from None
+    except OSError as e:
+        raise CommandError(
+            f"{out}: could not write the {what} ({e.strerror or e}); nothing was changed"
+        ) from None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import shlex
 
@@ -275,14 +288,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise CommandError(str(e).splitlines()[0]) from None
-    try:
-        out = report.write(rep, args.out)
-    except report.ReportWriteError as e:
-        raise CommandError(str(e).splitlines()[0]) from None
-    except OSError as e:  # a full disk: report.write removes its half-built folder
-        raise CommandError(
-            f"{args.out}: could not write the report ({e.strerror or e}); nothing was changed"
-        ) from None
+    out = _write_folder(report.write, rep, args.out, "report", report.ReportWriteError)
     for line in rep.sentences():
         print(line)
     print(
@@ -340,14 +346,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise CommandError(str(e).splitlines()[0]) from None
-    try:
-        out = audit.write(a, args.out)
-    except audit.AuditWriteError as e:
-        raise CommandError(str(e).splitlines()[0]) from None
-    except OSError as e:
-        raise CommandError(
-            f"{args.out}: could not write the audit ({e.strerror or e}); nothing was changed"
-        ) from None
+    out = _write_folder(audit.write, a, args.out, "audit", audit.AuditWriteError)
     for line in a.sentences():
         print(line)
     print(

@@ -19,10 +19,8 @@ turns it into ``weights.csv``, ``audit.json`` and ``index.html``.
 from __future__ import annotations
 
 import datetime as _dt
-import heapq
 import logging
 import math
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +30,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from net2fair import __version__
 from net2fair.data.images import uint8_to_tensor
 from net2fair.models.translator import Translator, resolve_model_path
-from net2fair.report.build import _collect_paths, _estimate, resolve_layout, stream_batches
+from net2fair.report.build import (
+    _estimate,
+    _Gallery,
+    _json_safe,
+    model_provenance,
+    plan_inputs,
+    resolve_estimators,
+    resolve_layout,
+    stream_batches,
+    versions,
+)
 from net2fair.report.changes import ChangeAccumulator, ChangeMap
 
 logger = logging.getLogger(__name__)
@@ -358,8 +365,6 @@ class Audit:
             ],
             "change_maps": [m.to_dict() for m in self.change_maps],
         }
-        from net2fair.report.build import _json_safe
-
         return _json_safe(d)
 
 
@@ -377,26 +382,6 @@ def _binned_balance(key: str, values: np.ndarray, weights: np.ndarray, bins: int
     before = np.bincount(idx, minlength=bins) / len(values)
     after = np.bincount(idx, weights=weights, minlength=bins) / weights.sum()
     return AttributeBalance(key, cats, before.tolist(), after.tolist(), kind="continuous")
-
-
-class _TopK:
-    """The ``k`` items with the largest key, O(k) memory; ties keep the earlier item."""
-
-    def __init__(self, k: int) -> None:
-        self.k, self._heap, self._count = k, [], 0
-
-    def offer(self, key: float, make: Any) -> None:
-        if math.isnan(key):
-            return
-        entry = (key, -self._count)
-        self._count += 1
-        if len(self._heap) < self.k:
-            heapq.heappush(self._heap, (entry, make()))
-        elif entry > self._heap[0][0]:
-            heapq.heapreplace(self._heap, (entry, make()))
-
-    def items(self) -> list[Any]:
-        return [item for _, item in sorted(self._heap, key=lambda e: e[0], reverse=True)]
 
 
 # ---------------------------------------------------------------------------------- run
@@ -481,34 +466,16 @@ def run(
     else:
         compare_to = [d for d in dict.fromkeys(t._targets(compare)) if d != own]
 
-    est = None
-    if isinstance(estimators, str):
-        if estimators != "auto":
-            raise ValueError(f"estimators must be 'auto', None or an estimator, got {estimators!r}")
-        if layout == "synthetic":
-            from net2fair.benchmark import load_estimators
-
-            est = load_estimators(t.device)
-    else:
-        est = estimators
-
-    paths, names, problems, described = _collect_paths(images)
-    skipped: list[dict[str, str]] = []
-    for p, reason in problems:
-        logger.warning("skipped %s: %s", p, reason)
-        skipped.append({"file": str(p), "reason": reason})
-    order = list(range(len(paths)))
-    sampled = max_images is not None and len(paths) > max_images
-    if sampled:
-        order = sorted(int(i) for i in np.random.default_rng(seed).permutation(len(paths)))
-    wanted = len(order) if max_images is None else min(max_images, len(order))
+    est = resolve_estimators(estimators, layout, t.device)
+    plan = plan_inputs(images, max_images, seed, folder_order=True)
+    skipped = plan.skipped
 
     domains = t.domains
     rows: list[dict[str, Any]] = []
     lls: list[float] = []
-    least = _TopK(GALLERY_SIZE)  # key: -ll
-    most = _TopK(GALLERY_SIZE)  # key: ll
-    flagged = _TopK(FLAGGED_GALLERY_SIZE)  # key: log Bayes factor
+    least = _Gallery(GALLERY_SIZE, largest=False)  # by log-likelihood
+    most = _Gallery(GALLERY_SIZE, largest=True)
+    flagged = _Gallery(FLAGGED_GALLERY_SIZE, largest=True)  # by log Bayes factor
     acc = {d: ChangeAccumulator(own, d, layout) for d in compare_to}
     est_labels: dict[str, list[str]] = {}
     est_values: dict[str, list[float]] = {}
@@ -522,12 +489,11 @@ def run(
             z = t.encode(x)
             ll = t.latent_log_likelihood(z).double().cpu()
             post = torch.softmax(ll + t.priors.double().cpu().log(), dim=1)
-            if acc:
-                zs = t.project_latents(z, own, [own, *compare_to])
-                names_t = list(zs)
-                xp = dict(zip(names_t, t.decode(torch.cat(list(zs.values()))).split(len(batch))))
-                for d, a in acc.items():
-                    a.update(xp[own], xp[d])
+            if acc:  # the residual decoded under its own dataset is z itself
+                zs = t.project_latents(z, own, compare_to)
+                xp = t.decode(torch.cat([z, *zs.values()])).split(len(batch))
+                for a, x_d in zip(acc.values(), xp[1:]):
+                    a.update(xp[0], x_d)
         a_est = _estimate(est, pixels) if est is not None else None
         for i in range(len(batch)):
             ll_own = float(ll[i, own_i])
@@ -559,7 +525,7 @@ def run(
             rows.append(row)
             lls.append(ll_own)
             px, name = pixels[i], batch_names[i]
-            least.offer(-ll_own, lambda px=px, name=name, v=ll_own: AuditImage(name, px.copy(), v))
+            least.offer(ll_own, lambda px=px, name=name, v=ll_own: AuditImage(name, px.copy(), v))
             most.offer(ll_own, lambda px=px, name=name, v=ll_own: AuditImage(name, px.copy(), v))
             if flag:
                 note = f"{best} by {lbf:.1f} nats"
@@ -570,16 +536,24 @@ def run(
                     ),
                 )
 
-    bar = tqdm(total=wanted, desc="audit", unit="img", disable=not progress)
+    bar = tqdm(total=plan.wanted, desc="audit", unit="img", disable=not progress)
     try:
         used = stream_batches(
-            paths, names, order, wanted, t.resolution, batch_size, skipped, run_batch, bar.update
+            plan.paths,
+            plan.names,
+            plan.order,
+            plan.wanted,
+            t.resolution,
+            batch_size,
+            skipped,
+            run_batch,
+            bar.update,
         )
     finally:
         bar.close()
     if used == 0:
         raise ValueError(
-            f"no usable image in {described} ({len(paths)} image files found, "
+            f"no usable image in {plan.described} ({len(plan.paths)} image files found, "
             f"{len(skipped)} skipped)"
         )
 
@@ -614,11 +588,10 @@ def run(
         if key in est_cats and key != "domain"
     ]
     attributes += [_binned_balance(key, np.asarray(v), weights) for key, v in est_values.items()]
-    cfg = t.cfg
     return Audit(
         domain=own,
         domains=list(domains),
-        root=described,
+        root=plan.described,
         alpha=float(alpha),
         alpha_rule=alpha_rule,
         min_ess=float(min_ess),
@@ -628,32 +601,17 @@ def run(
         seed=seed,
         command=command,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        model={
-            "name": str(cfg.name),
-            "path": model_path,
-            "provenance": str(cfg.model.provenance or ""),
-            "package_version": str(cfg.model.package_version or ""),
-            "weights_sha256": str(cfg.model.weights_sha256 or ""),
-            "domains": list(domains),
-            "priors": [float(p) for p in t.priors.tolist()],
-            "resolution": t.resolution,
-            "z_dim": t.z_dim,
-        },
+        model=model_provenance(t, model_path),
         data={
-            "input": described,
-            "n_found": len(paths),
+            "input": plan.described,
+            "n_found": len(plan.paths),
             "n_used": used,
             "n_skipped": len(skipped),
             "skipped": skipped,
             "max_images": max_images,
-            "sampled": sampled,
+            "sampled": plan.sampled,
         },
-        versions={
-            "net2fair": __version__,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
+        versions=versions(),
         rows=rows,
         columns=list(rows[0].keys()),
         weights=weights,

@@ -28,6 +28,7 @@ from net2fair.report.html import (
     changes_section,
     check_replaceable,
     esc,
+    provenance_section,
 )
 
 logger = logging.getLogger(__name__)
@@ -208,14 +209,6 @@ def _flag_table(audit: Audit, limit: int = 200) -> str:
 
 def _provenance(audit: Audit) -> str:
     m, d = audit.model, audit.data
-    skipped = "".join(
-        f"<li><code>{esc(s['file'])}</code>: {esc(s['reason'])}</li>" for s in d["skipped"][:200]
-    )
-    skipped_html = (
-        f"<details><summary>{d['n_skipped']} files skipped</summary><ul>{skipped}</ul></details>"
-        if d["skipped"]
-        else "<p>No file was skipped.</p>"
-    )
     items = [
         ("model", m.get("name")),
         ("model folder", m.get("path") or "(an object in memory)"),
@@ -236,14 +229,7 @@ def _provenance(audit: Audit) -> str:
         ("versions", ", ".join(f"{k} {v}" for k, v in audit.versions.items())),
         ("created", audit.created),
     ]
-    table = "".join(
-        f"<tr><th class='l'>{esc(k)}</th><td class='l'><code>{esc(v)}</code></td></tr>"
-        for k, v in items
-    )
-    return (
-        f'<section id="provenance"><h2>Provenance</h2><table>{table}</table>'
-        f"{skipped_html}</section>"
-    )
+    return provenance_section(items, d, "audit.json")
 
 
 def render_html(audit: Audit, charts: dict[str, Path], changes: Path | None = None) -> str:

@@ -325,6 +325,82 @@ def _collect_paths(
     return paths, [str(p) for p in paths], [], f"{len(paths)} files"
 
 
+def resolve_estimators(estimators: Any, layout: str, device: torch.device) -> Any:
+    """``"auto"``: the shipped attribute estimators on synthetic-benchmark models, else
+    None; None or an estimator object pass through."""
+    if not isinstance(estimators, str):
+        return estimators
+    if estimators != "auto":
+        raise ValueError(f"estimators must be 'auto', None or an estimator, got {estimators!r}")
+    if layout != "synthetic":
+        return None
+    from net2fair.benchmark import load_estimators
+
+    return load_estimators(device)
+
+
+@dataclass
+class InputPlan:
+    """Which files to read, in which order, and what was skipped while listing them."""
+
+    paths: list[Path]
+    names: list[str]
+    order: list[int]
+    wanted: int
+    described: str
+    sampled: bool
+    skipped: list[dict[str, str]]
+
+
+def plan_inputs(
+    images: str | Path | Sequence[str | Path],
+    max_images: int | None,
+    seed: int,
+    *,
+    folder_order: bool = False,
+) -> InputPlan:
+    """List the input images; with ``max_images`` below their number, a random sample drawn
+    with ``seed`` (read in random order, or in folder order with ``folder_order``)."""
+    paths, names, problems, described = _collect_paths(images)
+    skipped: list[dict[str, str]] = []
+    for p, reason in problems:
+        logger.warning("skipped %s: %s", p, reason)
+        skipped.append({"file": str(p), "reason": reason})
+    order = list(range(len(paths)))
+    sampled = max_images is not None and len(paths) > max_images
+    if sampled:
+        order = [int(i) for i in np.random.default_rng(seed).permutation(len(paths))]
+        if folder_order:
+            order.sort()
+    wanted = len(order) if max_images is None else min(max_images, len(order))
+    return InputPlan(paths, names, order, wanted, described, sampled, skipped)
+
+
+def model_provenance(t: Translator, model_path: str | None) -> dict[str, Any]:
+    """What a report or audit records about the model it used."""
+    cfg = t.cfg
+    return {
+        "name": str(cfg.name),
+        "path": model_path,
+        "provenance": str(cfg.model.provenance or ""),
+        "package_version": str(cfg.model.package_version or ""),
+        "weights_sha256": str(cfg.model.weights_sha256 or ""),
+        "domains": list(t.domains),
+        "priors": [float(p) for p in t.priors.tolist()],
+        "resolution": t.resolution,
+        "z_dim": t.z_dim,
+    }
+
+
+def versions() -> dict[str, str]:
+    return {
+        "net2fair": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
 class _Gallery:
     """The ``k`` items with the largest (or smallest) change, in O(k) memory."""
 
@@ -467,26 +543,10 @@ def build(
     change_measure = "lpips" if lpips_model is not None else "l1"
     change_keys = (["lpips"] if lpips_model is not None else []) + ["l1", "ssim"]
 
-    est = None
-    if isinstance(estimators, str):
-        if estimators != "auto":
-            raise ValueError(f"estimators must be 'auto', None or an estimator, got {estimators!r}")
-        if layout == "synthetic":
-            from net2fair.benchmark import load_estimators
-
-            est = load_estimators(t.device)
-    else:
-        est = estimators
-
-    paths, names, problems, described = _collect_paths(images)
-    skipped: list[dict[str, str]] = []
-    for p, reason in problems:
-        logger.warning("skipped %s: %s", p, reason)
-        skipped.append({"file": str(p), "reason": reason})
-    order = list(range(len(paths)))
-    if max_images is not None and len(paths) > max_images:
-        order = [int(i) for i in np.random.default_rng(seed).permutation(len(paths))]
-    wanted = len(order) if max_images is None else min(max_images, len(order))
+    est = resolve_estimators(estimators, layout, t.device)
+    plan = plan_inputs(images, max_images, seed)
+    paths, names, order, wanted = plan.paths, plan.names, plan.order, plan.wanted
+    described, skipped = plan.described, plan.skipped
 
     domains = t.domains
     rows: list[dict[str, Any]] = []
@@ -612,7 +672,6 @@ def build(
         for n in names_t
     ]
     columns = list(rows[0].keys())
-    cfg = t.cfg
     return Report(
         source=src,
         targets=names_t,
@@ -625,17 +684,7 @@ def build(
         n_resamples=N_RESAMPLES,
         command=command,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        model={
-            "name": str(cfg.name),
-            "path": model_path,
-            "provenance": str(cfg.model.provenance or ""),
-            "package_version": str(cfg.model.package_version or ""),
-            "weights_sha256": str(cfg.model.weights_sha256 or ""),
-            "domains": domains,
-            "priors": [float(p) for p in t.priors.tolist()],
-            "resolution": res,
-            "z_dim": t.z_dim,
-        },
+        model=model_provenance(t, model_path),
         data={
             "input": described,
             "n_found": len(paths),
@@ -643,14 +692,9 @@ def build(
             "n_skipped": len(skipped),
             "skipped": skipped,
             "max_images": max_images,
-            "sampled": max_images is not None and len(paths) > max_images,
+            "sampled": plan.sampled,
         },
-        versions={
-            "net2fair": __version__,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
+        versions=versions(),
         attributes_estimated=est is not None,
         per_target=per_target,
         rows=rows,

@@ -554,19 +554,33 @@ define what "bias" means here.</li>
 </ul></section>"""
 
 
-def _provenance(report: Report) -> str:
-    m, d, v = report.model, report.data, report.versions
+def provenance_section(rows: Sequence[tuple[str, object]], data: dict, json_name: str) -> str:
+    """The provenance table (``(label, value)`` rows, values shown as code) and the list of
+    skipped files (the first 200; all of them are in ``json_name``)."""
     skipped = "".join(
-        f"<li><code>{esc(s['file'])}</code>: {esc(s['reason'])}</li>" for s in d["skipped"][:200]
+        f"<li><code>{esc(s['file'])}</code>: {esc(s['reason'])}</li>"
+        for s in data["skipped"][:200]
     )
-    more = len(d["skipped"]) - 200
+    more = len(data["skipped"]) - 200
     skipped_html = (
-        f"<details><summary>{d['n_skipped']} files skipped</summary><ul>{skipped}"
-        + (f"<li>... and {more} more (see report.json)</li>" if more > 0 else "")
+        f"<details><summary>{data['n_skipped']} files skipped</summary><ul>{skipped}"
+        + (f"<li>... and {more} more (see {esc(json_name)})</li>" if more > 0 else "")
         + "</ul></details>"
-        if d["skipped"]
+        if data["skipped"]
         else "<p>No file was skipped.</p>"
     )
+    table = "".join(
+        f"<tr><th class='l'>{esc(k)}</th><td class='l'><code>{esc(val)}</code></td></tr>"
+        for k, val in rows
+    )
+    return (
+        f'<section id="provenance"><h2>Provenance</h2><table>{table}</table>'
+        f"{skipped_html}</section>"
+    )
+
+
+def _provenance(report: Report) -> str:
+    m, d, v = report.model, report.data, report.versions
     cmd = report.command if report.command else "(called from Python)"
     rows = [
         ("model", m.get("name")),
@@ -588,14 +602,7 @@ def _provenance(report: Report) -> str:
         ("versions", ", ".join(f"{k} {val}" for k, val in v.items())),
         ("created", report.created),
     ]
-    table = "".join(
-        f"<tr><th class='l'>{esc(k)}</th><td class='l'><code>{esc(val)}</code></td></tr>"
-        for k, val in rows
-    )
-    return (
-        f'<section id="provenance"><h2>Provenance</h2><table>{table}</table>'
-        f"{skipped_html}</section>"
-    )
+    return provenance_section(rows, d, "report.json")
 
 
 def render_html(
@@ -643,6 +650,7 @@ __all__ = [
     "changes_section",
     "check_replaceable",
     "esc",
+    "provenance_section",
     "render_html",
     "write",
     "write_charts",
