@@ -31,12 +31,13 @@ import torch
 from tqdm.auto import tqdm
 
 from net2fair.data.images import uint8_to_tensor
-from net2fair.models.translator import Translator, resolve_model_path
+from net2fair.models.translator import Translator
 from net2fair.report.build import (
     _estimate,
     _Gallery,
     _json_safe,
     model_provenance,
+    open_model,
     plan_inputs,
     resolve_estimators,
     resolve_layout,
@@ -453,11 +454,7 @@ def run(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_images is not None and max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
-    model_path = None
-    if not isinstance(model, Translator):
-        model_path = str(resolve_model_path(model))
-        model = Translator.load(model, device=device)
-    t = model
+    t, model_path = open_model(model, device)
     own = t.domains[t.domain_index(domain)]
     own_i = t.domain_index(own)
     layout = resolve_layout(layout, t.domains)

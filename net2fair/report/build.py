@@ -376,6 +376,15 @@ def plan_inputs(
     return InputPlan(paths, names, order, wanted, described, sampled, skipped)
 
 
+def open_model(
+    model: Translator | str | Path, device: str | torch.device
+) -> tuple[Translator, str | None]:
+    """A Translator, loaded from a folder or shipped name if needed, and that folder."""
+    if isinstance(model, Translator):
+        return model, None
+    return Translator.load(model, device=device), str(resolve_model_path(model))
+
+
 def model_provenance(t: Translator, model_path: str | None) -> dict[str, Any]:
     """What a report or audit records about the model it used."""
     cfg = t.cfg
@@ -523,11 +532,7 @@ def build(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_images is not None and max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
-    model_path = None
-    if not isinstance(model, Translator):
-        model_path = str(resolve_model_path(model))
-        model = Translator.load(model, device=device)
-    t = model
+    t, model_path = open_model(model, device)
     src = t.domains[t.domain_index(source)]
     names_t = list(dict.fromkeys(t._targets(targets)))
     if not names_t:
