@@ -144,9 +144,7 @@ def show(
     col: DeltaGenerator, pixels: np.ndarray, caption: str, file: str, size: int, key: str
 ) -> None:
     col.image(V.enlarge(pixels, size), caption=caption, output_format="PNG")
-    col.download_button(
-        "PNG", png(pixels), file_name=file, mime="image/png", key=f"dl-{key}"
-    )
+    col.download_button("PNG", png(pixels), file_name=file, mime="image/png", key=f"dl-{key}")
 
 
 # -------------------------------------------------------------------------------- sidebar

@@ -297,8 +297,11 @@ class Audit:
             f"{s['log_likelihood']['min']:.1f} to {s['log_likelihood']['max']:.1f} nats "
             f"(mean {s['log_likelihood']['mean']:.1f}, {s['bits_per_dim']['mean']:.3f} bits/dim).",
             f"Resampling weights (alpha {self.alpha:.3g}"
-            + (f", chosen to keep {self.min_ess:.0%} of the sample" if self.alpha_rule == "auto"
-               else "")
+            + (
+                f", chosen to keep {self.min_ess:.0%} of the sample"
+                if self.alpha_rule == "auto"
+                else ""
+            )
             + f", clip {self.clip:g}) range from "
             f"{wsum['min']:.2f} to {wsum['max']:.2f}; {wsum['n_clipped']} at the clip; the "
             f"reweighted folder is worth {wsum['effective_sample_size']:.0f} images "
@@ -307,7 +310,8 @@ class Audit:
         others = ", ".join(f"{k}: {v}" for k, v in s["flagged_by_dataset"].items() if v)
         out.append(
             f"{self.n_flagged} images ({s['flagged_share']:.1%}) are explained better by "
-            f"another dataset" + (f" ({others})" if others else "")
+            f"another dataset"
+            + (f" ({others})" if others else "")
             + (
                 "; they get weight 0 (review them; --weight-flagged weights them too)."
                 if self.n_flagged and not self.weight_flagged

@@ -197,9 +197,11 @@ def _flag_table(audit: Audit, limit: int = 200) -> str:
         f"<td>{r[f'posterior_{audit.domain}']:.3f}</td><td>{r['weight']:.2f}</td></tr>"
         for r in rows[:limit]
     )
-    more = f"<p class='note'>... and {len(rows) - limit} more in weights.csv</p>" if len(
-        rows
-    ) > limit else ""
+    more = (
+        f"<p class='note'>... and {len(rows) - limit} more in weights.csv</p>"
+        if len(rows) > limit
+        else ""
+    )
     return (
         "<table><tr><th class='l'>file</th><th class='l'>explained better by</th>"
         f"<th>log Bayes factor (nats)</th><th>p({esc(audit.domain)} | image)</th>"

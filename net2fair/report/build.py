@@ -481,7 +481,6 @@ def stream_batches(
     return used
 
 
-
 def build(
     model: Translator | str | Path,
     images: str | Path | Sequence[str | Path],

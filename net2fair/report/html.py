@@ -558,8 +558,7 @@ def provenance_section(rows: Sequence[tuple[str, object]], data: dict, json_name
     """The provenance table (``(label, value)`` rows, values shown as code) and the list of
     skipped files (the first 200; all of them are in ``json_name``)."""
     skipped = "".join(
-        f"<li><code>{esc(s['file'])}</code>: {esc(s['reason'])}</li>"
-        for s in data["skipped"][:200]
+        f"<li><code>{esc(s['file'])}</code>: {esc(s['reason'])}</li>" for s in data["skipped"][:200]
     )
     more = len(data["skipped"]) - 200
     skipped_html = (

@@ -162,8 +162,22 @@ def test_change_maps_average_exactly(tmp_path: Path):
 def test_audit_command_end_to_end(tiny_model, mixed_folder, tmp_path):
     out = tmp_path / "a"
     proc = run_cli(
-        "audit", str(tiny_model), str(mixed_folder), "--domain", "discs", "--to", "squares",
-        "--alpha", "0.3", "--clip", "5", "--out", str(out), "--device", "cpu", "-q",
+        "audit",
+        str(tiny_model),
+        str(mixed_folder),
+        "--domain",
+        "discs",
+        "--to",
+        "squares",
+        "--alpha",
+        "0.3",
+        "--clip",
+        "5",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "-q",
     )
     assert "audit of 29 image(s) written to" in proc.stdout
     assert "broken.png" in proc.stderr  # the bad file is named, then skipped
@@ -175,9 +189,27 @@ def test_audit_command_end_to_end(tiny_model, mixed_folder, tmp_path):
     assert meta["alpha"] == 0.3 and meta["alpha_rule"] == "given" and meta["clip"] == 5.0
     assert meta["command"].startswith("net2fair audit")
     assert (out / "images" / "changes.png").is_file()
-    bad = run_cli("audit", str(tiny_model), str(mixed_folder), "--domain", "cats",
-                  "--out", str(tmp_path / "b"), check=False)
+    bad = run_cli(
+        "audit",
+        str(tiny_model),
+        str(mixed_folder),
+        "--domain",
+        "cats",
+        "--out",
+        str(tmp_path / "b"),
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "cats" in bad.stderr
-    bad = run_cli("audit", str(tiny_model), str(mixed_folder), "--domain", "discs", "--clip",
-                  "0.5", "--out", str(tmp_path / "b"), check=False)
+    bad = run_cli(
+        "audit",
+        str(tiny_model),
+        str(mixed_folder),
+        "--domain",
+        "discs",
+        "--clip",
+        "0.5",
+        "--out",
+        str(tmp_path / "b"),
+        check=False,
+    )
     assert bad.returncode == 2 and "--clip" in bad.stderr
