@@ -78,6 +78,14 @@ class LossConfig:
     disc_start: int = 2000
     disc_channels: int = 32
     disc_layers: int = 2
+    #: stage 2: weight of the transport cost, the mean squared distance a projection
+    #: T^-1(T(z | a) | b) moves z (in units of the latents' variance). 0 = maximum
+    #: likelihood alone, as in the paper; > 0 prefers, among the maps that carry one
+    #: dataset onto another, those that move the code least, which keeps shared content.
+    transport_weight: float = 0.0
+    #: stage-2 steps over which the transport weight falls linearly to 0, after which the
+    #: flow is fitted by likelihood alone (None: the weight stays constant)
+    transport_steps: int | None = None
 
 
 @dataclass
@@ -230,6 +238,14 @@ def validate_config(cfg: Config) -> None:
         )
     if cfg.loss.lpips_net not in ("alex", "vgg"):
         raise ConfigError(f"loss.lpips_net must be 'alex' or 'vgg', got '{cfg.loss.lpips_net}'")
+    if not 0.0 <= cfg.loss.transport_weight < math.inf:
+        raise ConfigError(
+            f"loss.transport_weight must be a finite number >= 0, got {cfg.loss.transport_weight}"
+        )
+    if cfg.loss.transport_steps is not None and cfg.loss.transport_steps < 1:
+        raise ConfigError(
+            f"loss.transport_steps must be >= 1 (or null), got {cfg.loss.transport_steps}"
+        )
     for stage in ("autoencoder", "cinn"):
         s: StageConfig = getattr(cfg.train, stage)
         if s.steps < 0 or s.batch_size < 1 or s.lr <= 0:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
 from tqdm import tqdm
 
 from net2fair.config import Config
@@ -30,7 +31,55 @@ from net2fair.training.engine import Runtime, batch_indices, lr_at, step_generat
 
 logger = logging.getLogger(__name__)
 
-LOG_COLUMNS = ["lr", "nll", "bits_per_dim", "grad_norm", "val_bits_per_dim", "latents_per_s"]
+LOG_COLUMNS = [
+    "lr",
+    "nll",
+    "bits_per_dim",
+    "transport",
+    "grad_norm",
+    "val_bits_per_dim",
+    "val_transport",
+    "latents_per_s",
+]
+
+
+class ProjectionObjective(nn.Module):
+    """One training forward pass: v, log|det| and, for the transport cost, every latent
+    projected to another dataset, z_to = T^-1(T(z | y) | y_to).
+
+    A module (rather than two calls on the flow) so that DDP wraps the whole pass and
+    synchronises the gradients of both directions."""
+
+    def __init__(self, flow: ConditionalFlow) -> None:
+        super().__init__()
+        self.flow = flow
+
+    def forward(
+        self, z: torch.Tensor, y: torch.Tensor, y_to: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        v, logdet = self.flow(z, y)
+        return v, logdet, (None if y_to is None else self.flow.inverse(v, y_to))
+
+
+def other_labels(y: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+    """For every label a uniformly drawn different label in [0, k) (``y`` itself if k = 1)."""
+    if k < 2:
+        return y.clone()
+    shift = torch.randint(1, k, y.shape, generator=g)
+    return (y.cpu() + shift) % k
+
+
+def transport_weight_at(step: int, weight: float, steps: int | None) -> float:
+    """The transport weight at ``step``: constant, or falling linearly to 0 over ``steps``."""
+    if steps is None:
+        return weight
+    return weight * max(0.0, 1.0 - step / steps)
+
+
+def transport_cost(z: torch.Tensor, z_to: torch.Tensor, scale: float) -> torch.Tensor:
+    """Mean squared move of a projection per latent dimension, in units of ``scale``
+    (the latents' mean per-dimension variance): 0 when nothing moves."""
+    return (z_to - z).pow(2).mean() / scale
 
 
 @torch.inference_mode()
@@ -137,19 +186,41 @@ def _draw(cache: dict[str, torch.Tensor], idx: torch.Tensor, g: torch.Generator,
     return mu + torch.exp(0.5 * logvar) * eps, cache["labels"][idx]
 
 
+def latent_scale(cache: dict[str, torch.Tensor]) -> float:
+    """Mean per-dimension variance of the cached means: the unit of the transport cost."""
+    return max(1e-8, float(cache["mu"].double().var(0).mean()))
+
+
 @torch.inference_mode()
-def evaluate_flow(flow: ConditionalFlow, cache: dict[str, torch.Tensor], rt: Runtime) -> dict:
-    """Validation NLL of the encoder means, in nats per latent and bits per dimension."""
+def evaluate_flow(
+    flow: ConditionalFlow,
+    cache: dict[str, torch.Tensor],
+    rt: Runtime,
+    scale: float | None = None,
+) -> dict:
+    """Validation NLL of the encoder means, in nats per latent and bits per dimension, and
+    the transport cost of projecting every mean to each other dataset (with ``scale``)."""
     flow.eval()
-    nll = 0.0
+    nll, moved, pairs = 0.0, 0.0, 0
     mu, y = cache["mu"], cache["labels"]
+    k = flow.num_classes
     for s in range(0, mu.shape[0], 1024):
-        lp = flow.log_prob(mu[s : s + 1024].to(rt.device), y[s : s + 1024].to(rt.device))
+        zb, yb = mu[s : s + 1024].to(rt.device), y[s : s + 1024].to(rt.device)
+        v, logdet = flow(zb, yb)
+        lp = -0.5 * (v.pow(2).sum(1) + flow.dim * math.log(2 * math.pi)) + logdet
         nll -= lp.sum().item()
+        if scale is not None:
+            for shift in range(1, k):
+                z_to = flow.inverse(v, (yb + shift) % k)
+                moved += (z_to - zb).pow(2).mean(1).sum().item()
+                pairs += zb.shape[0]
     flow.train()
     n = max(1, mu.shape[0])
     d = mu.shape[1]
-    return {"val_nll": nll / n, "val_bits_per_dim": nll / n / (d * math.log(2.0))}
+    out = {"val_nll": nll / n, "val_bits_per_dim": nll / n / (d * math.log(2.0))}
+    if scale is not None and pairs:
+        out["val_transport"] = moved / pairs / scale
+    return out
 
 
 def train_cinn(
@@ -174,6 +245,11 @@ def train_cinn(
     ckpt_path = stage_dir / "last.ckpt"
     torch.manual_seed(cfg.seed)
     flow = build_flow(cfg, num_classes).to(rt.device)
+    weight = float(cfg.loss.transport_weight)
+    # the best weights are chosen by the objective of the end of training (pure likelihood
+    # once a decaying transport weight has reached 0)
+    final_weight = transport_weight_at(sc.steps, weight, cfg.loss.transport_steps)
+    scale = latent_scale(train_cache)
     opt = torch.optim.Adam(flow.parameters(), lr=sc.lr, fused=True)
     flips = "mu_flip" in train_cache
     n = train_cache["labels"].shape[0]
@@ -200,7 +276,7 @@ def train_cinn(
                 "metrics": dict(state["best_metrics"]),
             }
         if start >= sc.steps:
-            return _keep_best(flow, best, metrics)
+            return _keep_best(flow, best, metrics, final_weight)
         logger.info("cinn: resuming at step %d of %d", start, sc.steps)
     else:
         # ActNorm's data-dependent initialisation sees a first batch; under DDP the
@@ -215,7 +291,7 @@ def train_cinn(
             flow(z.to(rt.device), y.to(rt.device))
     stage_dir.mkdir(parents=True, exist_ok=True)
     log = CsvLog(run_dir / "cinn_log.csv", LOG_COLUMNS, resume_step=start if resume else None)
-    model = rt.wrap(flow)
+    model = rt.wrap(ProjectionObjective(flow))
 
     def save(step: int) -> None:
         if rt.is_main:
@@ -254,12 +330,20 @@ def train_cinn(
         for group in opt.param_groups:
             group["lr"] = lr
         idx = batch_indices(n, sc.batch_size, step, cfg.seed, rt.rank, rt.world_size)
-        z, y = _draw(train_cache, idx, step_generator(cfg.seed, step, rt.rank), flips)
+        g = step_generator(cfg.seed, step, rt.rank)
+        z, y = _draw(train_cache, idx, g, flips)
+        w = transport_weight_at(step, weight, cfg.loss.transport_steps)
+        y_to = other_labels(y, num_classes, g).to(rt.device) if w > 0 else None
         z, y = z.to(rt.device), y.to(rt.device)
-        v, logdet = model(z, y)
+        v, logdet, z_to = model(z, y, y_to)
         log_prob = -0.5 * (v.pow(2).sum(1) + d * math.log(2 * math.pi)) + logdet
-        loss = -log_prob.mean() / d  # nats per dimension: a scale independent of d
-        logs = {"nll": -log_prob.mean().item(), "bits_per_dim": loss.item() / math.log(2.0)}
+        nll = -log_prob.mean() / d  # nats per dimension: a scale independent of d
+        logs = {"nll": -log_prob.mean().item(), "bits_per_dim": nll.item() / math.log(2.0)}
+        loss = nll
+        if z_to is not None:
+            moved = transport_cost(z, z_to, scale)
+            loss = nll + w * moved
+            logs["transport"] = moved.item()
         check_finite(step, loss, logs, "cinn")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -276,18 +360,20 @@ def train_cinn(
             bar.set_postfix(bpd=f"{vals['bits_per_dim']:.3f}")
         if done % sc.val_every == 0 or done == sc.steps:
             if rt.is_main:
-                metrics = evaluate_flow(flow, val_cache, rt)
+                metrics = evaluate_flow(flow, val_cache, rt, scale)
                 log.write(done, metrics)
-                if metrics["val_bits_per_dim"] < best["val"]:
+                if validation_objective(metrics, final_weight) < best["val"]:
                     best = {
-                        "val": metrics["val_bits_per_dim"],
+                        "val": validation_objective(metrics, final_weight),
                         "step": done,
                         "state": {k: v.detach().clone() for k, v in flow.state_dict().items()},
                         "metrics": dict(metrics),
                     }
                 # with the bar hidden (-q, other ranks), the log decides what is shown
+                moved = metrics.get("val_transport")
                 (logger.info if bar.disable else bar.write)(
                     f"cinn step {done}: val {metrics['val_bits_per_dim']:.4f} bits/dim"
+                    + ("" if moved is None else f", transport {moved:.4f}")
                 )
                 if on_validate is not None:
                     on_validate(flow, done)
@@ -296,19 +382,28 @@ def train_cinn(
         bar.update(1)
     bar.close()
     if not metrics and rt.is_main:
-        metrics = evaluate_flow(flow, val_cache, rt)
+        metrics = evaluate_flow(flow, val_cache, rt, scale)
     if sc.steps == 0:
         save(0)
-    return _keep_best(flow, best, metrics)
+    return _keep_best(flow, best, metrics, final_weight)
 
 
-def _keep_best(flow: ConditionalFlow, best: dict, last: dict[str, float]):  # noqa: ANN202
+def validation_objective(metrics: dict[str, float], weight: float) -> float:
+    """What stage 2 minimises, on the validation split, in bits per dimension: the NLL
+    plus ``weight`` times the transport cost (which is in nats per dimension)."""
+    out = metrics.get("val_bits_per_dim", math.inf)
+    if weight > 0:
+        out += weight * metrics.get("val_transport", 0.0) / math.log(2.0)
+    return out
+
+
+def _keep_best(flow: ConditionalFlow, best: dict, last: dict[str, float], weight: float):  # noqa: ANN202
     """The flow with the best validation weights, and its metrics (plus the last ones)."""
-    if best["state"] is None or best["val"] >= last.get("val_bits_per_dim", math.inf):
+    if best["state"] is None or best["val"] >= validation_objective(last, weight):
         return flow, {**last, "best_step": None}
     flow.load_state_dict(best["state"])
     logger.info(
-        "cinn: keeping the weights of step %d (best validation %.4f bits/dim)",
+        "cinn: keeping the weights of step %d (best validation objective %.4f bits/dim)",
         best["step"],
         best["val"],
     )

@@ -37,6 +37,8 @@ def test_torchrun_two_processes_trains_and_the_model_loads(toy_folders, tmp_path
             "net2fair",
             "train",
             str(REPO / "configs" / "tiny.yaml"),
+            # the transport cost runs the inverse inside the DDP-wrapped forward pass
+            "loss.transport_weight=0.1",
             "--domain",
             f"discs={toy_folders['discs']}",
             "--domain",
@@ -58,3 +60,6 @@ def test_torchrun_two_processes_trains_and_the_model_loads(toy_folders, tmp_path
     x = t.sample("squares", n=2, seed=0)
     assert x.shape == (2, 3, 32, 32)
     assert (out / "autoencoder_log.csv").read_text().count("\n") > 2
+    log = (out / "cinn_log.csv").read_text().splitlines()
+    column = log[0].split(",").index("transport")
+    assert any(row.split(",")[column] not in ("", "0") for row in log[1:])
