@@ -113,7 +113,8 @@ class TrainConfig:
             steps=4000, batch_size=256, lr=1.0e-3, warmup_steps=100, min_lr_ratio=0.05
         )
     )
-    #: "32" everywhere; "bf16" or "16-mixed" autocast on CUDA (CPU stays float32)
+    #: "32"; "bf16": the autoencoder's forward pass under bfloat16 autocast (CUDA and CPU);
+    #: "16-mixed": float16 autocast with loss scaling (CUDA only; float32 on CPU)
     precision: str = "32"
     #: a model folder or run folder whose autoencoder stage 2 starts from (skips stage 1)
     autoencoder_from: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -268,3 +269,15 @@ def test_extending_stage_one_re_encodes_and_restarts_stage_two(toy_folders, tmp_
     assert "stage 2 starts again" in proc.stderr
     metrics = json.loads((run / "model" / "metrics.json").read_text())
     assert metrics["autoencoder"]["steps"] == 12
+
+
+def test_bf16_training_on_cpu_runs_end_to_end(toy_folders, tmp_path):
+    run = tmp_path / "bf16"
+    run_cli(*_train_args(toy_folders, run, 10), "train.precision=bf16")
+    log = (run / "autoencoder_log.csv").read_text().splitlines()
+    l1 = log[0].split(",").index("l1")
+    values = [float(r.split(",")[l1]) for r in log[1:] if r.split(",")[l1]]
+    assert values and all(math.isfinite(v) for v in values)
+    t = Translator.load(run / "model")
+    assert next(t.autoencoder.parameters()).dtype == torch.float32
+    assert torch.isfinite(t.sample("discs", n=2, seed=0)).all()

@@ -56,9 +56,15 @@ class Runtime:
         return self.world_size > 1
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision on CUDA when asked for; a no-op on CPU (stays float32)."""
-        if self.device.type != "cuda" or self.precision == "32":
+        """Mixed precision when asked for: bf16 or fp16 on CUDA; bf16 on CPU (1.36x faster
+        stage-1 steps on a CPU with bf16 instructions, bench/performance.py), where
+        "16-mixed" stays float32 (CPUs have no fast fp16 convolutions)."""
+        if self.precision == "32" or self.device.type not in ("cuda", "cpu"):
             return contextlib.nullcontext()
+        if self.device.type == "cpu":
+            if self.precision != "bf16":
+                return contextlib.nullcontext()
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type="cuda", dtype=dtype)
 
