@@ -130,7 +130,11 @@ def test_cinn_sweep_tiny(tmp_path: Path):
     for r in rows:
         blocks, width, depth = (int(r[c]) for c in ("blocks", "width", "depth"))
         expected = ConditionalFlow(
-            dim=8, num_classes=3, n_flows=blocks, hidden_dim=width, hidden_depth=depth,
+            dim=8,
+            num_classes=3,
+            n_flows=blocks,
+            hidden_dim=width,
+            hidden_depth=depth,
             embedding_dim=10,
         ).num_parameters
         assert _number(r["params"]) == expected
@@ -174,7 +178,7 @@ def test_performance_tiny():
     text = _run(
         "performance.py",
         *("--threads", "1", "--data-n", "8"),
-        *("--cache-batches", "2", "--cache-batch", "16"),
+        *("--cache-batches", "2", "--cache-batch", "16", "--cache-resolutions", "32,64"),
         *("--resolutions", "64,32", "--variants", "loop,batched,channels_last,threads1"),
         *("--proj-repeats", "2"),
         *("--s1-batch", "4", "--s1-steps", "1", "--s1-data-batches", "2"),
@@ -192,11 +196,16 @@ def test_performance_tiny():
     assert list(by) == ["a cache", "b projection", "c stage1", "d report", "e viewer"]
     assert "failed" not in text
 
-    cache, build = by["a cache"]
-    assert re.fullmatch(r"[\d.]+x faster", cache["ratio"]), cache
-    assert _number(cache["figure"]) > 0
-    assert "encoding each batch" in cache["baseline (same run)"]
-    assert "24 images" in build["measure"] and _number(build["figure"]) > 0
+    rows_a = by["a cache"]
+    assert len(rows_a) == 6
+    for res, (cache, files, build) in zip((32, 64), (rows_a[:3], rows_a[3:]), strict=True):
+        assert all(r["measure"].startswith(f"{res} px:") for r in (cache, files, build))
+        for r in (cache, files):
+            assert re.fullmatch(r"[\d.]+x faster", r["ratio"]), r
+            assert _number(r["figure"]) > 0
+        assert "encoding each batch (images in memory)" in cache["baseline (same run)"]
+        assert "decoding + encoding each batch" in files["baseline (same run)"]
+        assert "24 images" in build["measure"] and _number(build["figure"]) > 0
 
     proj = by["b projection"]
     assert len(proj) == 2 * 4 + 1
@@ -209,6 +218,9 @@ def test_performance_tiny():
     s1 = by["c stage1"]
     assert "full loss" in s1[0]["measure"] and s1[0]["figure"].endswith("images/s")
     assert any("without the discriminator" in r["measure"] for r in s1)
+    for variant in ("channels_last (every", "bf16 autocast of", "channels_last + bf16"):
+        (row,) = [r for r in s1 if variant in r["measure"]]
+        assert row["figure"].endswith("images/s") and re.fullmatch(r"[\d.]+x", row["ratio"])
     assert [r for r in s1 if "preloaded" in r["measure"]][0]["ratio"].endswith("of a step")
     assert "top 15 ops by self CPU time" in text and "Self CPU" in text
 
