@@ -240,3 +240,46 @@ def test_performance_tiny():
     assert all(r["figure"].endswith(("ms", " s")) and _number(r["figure"]) > 0 for r in viewer)
     # the first projections come before the end of the whole first page
     assert _number(viewer[1]["ratio"]) >= 1.0
+
+
+# ------------------------------------------------------------------------- content probe
+def test_content_probe_reads_shared_and_dataset_specific_coordinates():
+    """Two 'datasets' code the same three attributes: one plainly, one rotated. A readout
+    fitted on either is exact at home and wrong on the other; the table says so."""
+    probe = _module("content_probe")
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(600, 3, generator=g).double().numpy()
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g).double())
+    mix = torch.randn(3, 5, generator=g).double().numpy()
+    plain = a @ mix
+    rotated = plain @ q.numpy()
+    w = probe.fit_readout(plain, a, ridge=1e-9)
+    assert probe.readout_error(w, plain, a, a.std(0)).max() < 1e-6
+    names = ("x", "y", "size")
+    result = probe.probe({"plain": (plain, a), "rotated": (rotated, a)}, 1e-9, names)
+    err = result["error"]
+    assert err["plain"]["plain"] < 1e-6 and err["rotated"]["rotated"] < 1e-6
+    assert err["plain"]["rotated"] > 0.2 and err["rotated"]["plain"] > 0.2
+    # the same code in both datasets: a readout carries over exactly
+    same = probe.probe({"one": (plain, a), "two": (plain.copy(), a)}, 1e-9, names)
+    assert same["error"]["one"]["two"] < 1e-6
+    per = result["per_attribute"]["plain"]["rotated"]
+    assert list(per) == list(names)
+    assert sum(per.values()) / 3 == pytest.approx(err["plain"]["rotated"])
+
+
+@pytest.mark.skipif("demo" not in shipped_models(), reason="the demo model is not shipped")
+def test_content_probe_tiny(tmp_path):
+    out = tmp_path / "probe.json"
+    text = _run("content_probe.py", "--n", "12", "--json", str(out))
+    header, rows = _table(text)
+    assert header == ["readout fitted on"] + [
+        f"error on {d}" for d in ("photo", "portrait", "anime")
+    ]
+    assert [r["readout fitted on"] for r in rows] == ["photo", "portrait", "anime"]
+    saved = json.loads(out.read_text())
+    for r in rows:
+        for col in header[1:]:
+            got = _number(r[col])
+            want = saved["error"][r["readout fitted on"]][col.removeprefix("error on ")]
+            assert got == pytest.approx(want, abs=0.006)
