@@ -31,7 +31,8 @@ from net2fair.data.synthetic import render_batch
 
 
 def fit_readout(z: np.ndarray, a: np.ndarray, ridge: float = 1e-2) -> np.ndarray:
-    """Least squares ``[z, 1] @ W ~ a`` with an L2 penalty ``ridge`` on W; ``(D + 1, A)``."""
+    """Least squares ``[z, 1] @ W ~ a`` with an L2 penalty ``ridge`` on all of W (the
+    intercept row too); ``(D + 1, A)``."""
     x = np.c_[z, np.ones(len(z))]
     return np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ a)
 
@@ -78,6 +79,38 @@ def probe(
     return {"error": error, "per_attribute": per}
 
 
+def standardised(
+    codes: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each dataset's codes shifted and scaled to mean 0, sd 1 per dimension."""
+    return {d: ((z - z.mean(0)) / np.maximum(z.std(0), 1e-12), a) for d, (z, a) in codes.items()}
+
+
+def _sqrtm(c: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(c)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def gelbrich(codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Gelbrich's lower bound on the squared Wasserstein-2 distance between two datasets'
+    codes (from their means and covariances), per dimension, in units of the pooled codes'
+    mean per-dimension variance: the least E||z_b - z_a||^2 / D / var that any map carrying
+    one dataset's codes onto the other's must pay, in the units of the stage-2 transport
+    cost (``loss.transport_weight``)."""
+    pooled = np.concatenate([z for z, _ in codes.values()])
+    scale = pooled.var(0).mean()
+    stats = {d: (z.mean(0), np.cov(z.T)) for d, (z, _) in codes.items()}
+    out: dict[str, dict[str, float]] = {}
+    for a, (ma, ca) in stats.items():
+        root = _sqrtm(ca)
+        out[a] = {}
+        for b, (mb, cb) in stats.items():
+            cross = _sqrtm(root @ cb @ root)
+            w2 = float(((ma - mb) ** 2).sum() + np.trace(ca + cb - 2 * cross))
+            out[a][b] = float(max(0.0, w2) / ma.shape[0] / scale)
+    return out
+
+
 def markdown(result: dict) -> str:
     names = list(result["error"])
     lines = [
@@ -102,14 +135,27 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--n must be at least 6")
     t0 = time.perf_counter()
     t = Translator.load(args.model)
-    result = probe(encode_faces(t, args.n, args.seed), args.ridge)
+    codes = encode_faces(t, args.n, args.seed)
+    result = probe(codes, args.ridge)
+    result["standardised"] = probe(standardised(codes), args.ridge)
+    result["gelbrich"] = gelbrich(codes)
     print(f"$ python bench/content_probe.py --model {args.model} --n {args.n} --seed {args.seed}\n")
     print(markdown(result))
     print(
         f"\nMean |linear readout - truth| / sd over {', '.join(CONTENT)}; fitted on "
         f"{2 * args.n // 3} faces of each dataset, tested on the other {args.n - 2 * args.n // 3}."
-        f"\n({time.perf_counter() - t0:.0f} s)"
     )
+    print("\nThe same after standardising each dataset's codes (per-dimension mean and sd):\n")
+    print(markdown(result["standardised"]))
+    pairs = [(a, b) for a in codes for b in codes if a != b]
+    bounds = [result["gelbrich"][a][b] for a, b in pairs]
+    print(
+        "\nGelbrich lower bound on the transport between datasets' codes (per dimension, in "
+        "units of the codes' variance, as loss.transport_weight prices it): "
+        + ", ".join(f"{a} -> {b} {result['gelbrich'][a][b]:.2f}" for a, b in pairs)
+        + f"; mean {sum(bounds) / len(bounds):.2f}"
+    )
+    print(f"\n({time.perf_counter() - t0:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

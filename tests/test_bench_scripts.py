@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -272,7 +273,10 @@ def test_content_probe_reads_shared_and_dataset_specific_coordinates():
 def test_content_probe_tiny(tmp_path):
     out = tmp_path / "probe.json"
     text = _run("content_probe.py", "--n", "12", "--json", str(out))
-    header, rows = _table(text)
+    raw, rest = text.split("The same after standardising")
+    header, rows = _table(raw)
+    assert _table(rest)[0] == header
+    assert "Gelbrich lower bound" in rest and "photo -> anime" in rest
     assert header == ["readout fitted on"] + [
         f"error on {d}" for d in ("photo", "portrait", "anime")
     ]
@@ -283,3 +287,21 @@ def test_content_probe_tiny(tmp_path):
             got = _number(r[col])
             want = saved["error"][r["readout fitted on"]][col.removeprefix("error on ")]
             assert got == pytest.approx(want, abs=0.006)
+
+
+def test_content_probe_gelbrich_bound_and_standardising_on_known_gaussians():
+    probe = _module("content_probe")
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(4000, 2, generator=g).double().numpy()
+    z = torch.randn(4000, 4, generator=g).double().numpy()
+    shift = torch.tensor([2.0, 0.0, 0.0, 0.0]).double().numpy()
+    codes = {"one": (z, a), "two": (z + shift, a)}
+    bound = probe.gelbrich(codes)
+    pooled = np.concatenate([z, z + shift]).var(0).mean()
+    # equal covariances: the bound is the squared distance of the means
+    assert bound["one"]["two"] == pytest.approx(4.0 / 4 / pooled, rel=1e-6)
+    assert bound["one"]["one"] == pytest.approx(0.0, abs=1e-9)
+    # a dataset that is another one shifted and scaled is the same after standardising
+    scaled = {"one": (z, a), "two": (3.0 * z + shift, a)}
+    std = probe.standardised(scaled)
+    assert np.allclose(std["one"][0], std["two"][0])

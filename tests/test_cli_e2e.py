@@ -273,7 +273,9 @@ def test_extending_stage_one_re_encodes_and_restarts_stage_two(toy_folders, tmp_
 
 def test_bf16_training_on_cpu_runs_end_to_end(toy_folders, tmp_path):
     run = tmp_path / "bf16"
-    run_cli(*_train_args(toy_folders, run, 10), "train.precision=bf16")
+    proc = run_cli(*_train_args(toy_folders, run, 10), "train.precision=bf16")
+    # the autocast is on (a run before bf16 worked on CPU trained in float32 silently)
+    assert "bf16" in proc.stderr and ("autocast on CPU" in proc.stderr or "emulated" in proc.stderr)
     log = (run / "autoencoder_log.csv").read_text().splitlines()
     l1 = log[0].split(",").index("l1")
     values = [float(r.split(",")[l1]) for r in log[1:] if r.split(",")[l1]]

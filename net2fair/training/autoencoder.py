@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from net2fair.config import Config
 from net2fair.data.datasets import MultiDomainDataset
-from net2fair.models.autoencoder import Autoencoder
+from net2fair.models.autoencoder import Autoencoder, DiagonalGaussian
 from net2fair.models.losses import AutoencoderLoss
 from net2fair.models.translator import build_autoencoder
 from net2fair.training.checkpoint import CsvLog, load_checkpoint, save_checkpoint
@@ -198,6 +198,8 @@ def train_autoencoder(
             x = _flip(x, g)
         with rt.autocast():
             xrec, q = model(x, generator=g)
+        # the KL term (like every loss) in float32 when the forward pass ran in bf16/fp16
+        q = DiagonalGaussian(q.mean.float(), q.logvar.float())
         g_loss, logs = loss_fn.generator_loss(
             x, xrec.float(), q.kl(), step=step, last_layer=ae.last_layer
         )

@@ -270,7 +270,8 @@ def train_cinn(
         torch.set_rng_state(state["rng"])
         if "best_state" in state:
             best = {
-                "val": float(state["best_val"]),
+                # re-scored: the objective depends on the transport settings of this run
+                "val": validation_objective(dict(state["best_metrics"]), final_weight),
                 "step": int(state["best_step"]),
                 "state": state["best_state"],
                 "metrics": dict(state["best_metrics"]),
@@ -333,7 +334,8 @@ def train_cinn(
         g = step_generator(cfg.seed, step, rt.rank)
         z, y = _draw(train_cache, idx, g, flips)
         w = transport_weight_at(step, weight, cfg.loss.transport_steps)
-        y_to = other_labels(y, num_classes, g).to(rt.device) if w > 0 else None
+        # with one dataset there is nothing to project to
+        y_to = other_labels(y, num_classes, g).to(rt.device) if w > 0 and num_classes > 1 else None
         z, y = z.to(rt.device), y.to(rt.device)
         v, logdet, z_to = model(z, y, y_to)
         log_prob = -0.5 * (v.pow(2).sum(1) + d * math.log(2 * math.pi)) + logdet
@@ -390,7 +392,8 @@ def train_cinn(
 
 def validation_objective(metrics: dict[str, float], weight: float) -> float:
     """What stage 2 minimises, on the validation split, in bits per dimension: the NLL
-    plus ``weight`` times the transport cost (which is in nats per dimension)."""
+    plus ``weight`` times the transport cost (a share of the latents' variance, which the
+    weight prices in nats per dimension, as in the training loss)."""
     out = metrics.get("val_bits_per_dim", math.inf)
     if weight > 0:
         out += weight * metrics.get("val_transport", 0.0) / math.log(2.0)

@@ -104,7 +104,25 @@ def setup_runtime(device: str = "auto", precision: str = "32") -> Runtime:
             torch.cuda.set_device(dev)
         dist.init_process_group(backend=backend)
         logger.info("process %d of %d on %s (%s)", rank, world, dev, backend)
+    if dev.type == "cpu" and precision == "bf16":
+        if cpu_has_bf16():
+            logger.info("train.precision=bf16: the autoencoder runs under bf16 autocast on CPU")
+        else:
+            logger.warning(
+                "train.precision=bf16: this CPU has no bfloat16 instructions, so bf16 is "
+                "emulated and likely slower than float32 (train.precision=32)"
+            )
+    elif dev.type == "cpu" and precision == "16-mixed":
+        logger.info("train.precision=16-mixed has no effect on CPU: training in float32")
     return Runtime(dev, rank, world, local_rank, precision)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def teardown(rt: Runtime) -> None:
