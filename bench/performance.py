@@ -1,7 +1,7 @@
 """Performance figures of net2fair, each measured side by side with its baseline in one run.
 
     python bench/performance.py                       # every section, default sizes
-    python bench/performance.py --only projection --variants loop,batched,channels_last,compile
+    python bench/performance.py --only projection --variants loop,batched,contiguous,compile
     python bench/performance.py --only stage1 --profile
 
 Prints one markdown table (section, measure, figure, baseline, ratio, note). Sections,
@@ -12,9 +12,11 @@ chosen with ``--only`` (names or letters):
                  and decoded from their files (default config at ``--cache-resolutions``,
                  untrained weights: timing only); and the one-time cost of the cache
   b  projection  one image to all K datasets: per-target loop vs batched
-                 (``Translator.project``), plus channels_last, torch.compile and one thread,
-                 at 64 px (``--model``, the shipped demo) and 256 px (``--proj-config`` with
-                 that resolution, random weights), under torch.inference_mode
+                 (``Translator.project``, channels_last as loaded); a contiguous (NCHW)
+                 autoencoder (the layout before channels_last became the default),
+                 torch.compile and one thread; at 64 px (``--model``, the shipped demo)
+                 and 256 px (``--proj-config`` at that resolution, random weights), under
+                 torch.inference_mode
   c  stage1      stage-1 training images/s at 64 px with the full loss, without LPIPS and
                  without the discriminator; the data path (decode into memory, batches
                  from preloaded or lazily decoded files) against the model step;
@@ -63,7 +65,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "configs" / "default.yaml"
 APP = REPO / "streamlit_app.py"
 SECTIONS = {"a": "cache", "b": "projection", "c": "stage1", "d": "report", "e": "viewer"}
-VARIANTS = ("loop", "batched", "channels_last", "compile", "threads1")
+VARIANTS = ("loop", "batched", "contiguous", "compile", "threads1")
 COLUMNS = ["section", "measure", "figure", "baseline (same run)", "ratio", "note"]
 
 
@@ -254,7 +256,9 @@ def random_translator(config: Path, resolution: int) -> Translator:
     cfg.model.domains = ["photo", "portrait", "anime"]
     cfg.model.priors = [1 / 3] * 3
     torch.manual_seed(0)
-    return Translator(cfg).freeze()
+    t = Translator(cfg).freeze()
+    t.autoencoder.to(memory_format=torch.channels_last)  # the layout Translator.load gives
+    return t
 
 
 def compiled(t: Translator) -> Translator:
@@ -271,7 +275,7 @@ def compiled(t: Translator) -> Translator:
 VARIANT_LABELS = {
     "loop": "one target at a time (K calls)",
     "batched": "batched (Translator.project)",
-    "channels_last": "batched, channels_last autoencoder",
+    "contiguous": "batched, contiguous (NCHW) autoencoder instead of channels_last",
     "compile": "batched, torch.compile",
     "threads1": "batched, 1 thread",
 }
@@ -284,11 +288,10 @@ def variant_fn(t: Translator, x: torch.Tensor, variant: str) -> Callable[[], obj
         return lambda: [t.project(x, src, d) for d in t.domains]
     if variant == "batched":
         return lambda: t.project(x, src, "all")
-    if variant == "channels_last":
+    if variant == "contiguous":
         tc = copy.deepcopy(t)
-        tc.autoencoder.to(memory_format=torch.channels_last)
-        xc = x.contiguous(memory_format=torch.channels_last)
-        return lambda: tc.project(xc, src, "all")
+        tc.autoencoder.to(memory_format=torch.contiguous_format)
+        return lambda: tc.project(x, src, "all")
     if variant == "compile":
         tc = compiled(t)
         return lambda: tc.project(x, src, "all")

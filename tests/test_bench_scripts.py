@@ -180,7 +180,7 @@ def test_performance_tiny():
         "performance.py",
         *("--threads", "1", "--data-n", "8"),
         *("--cache-batches", "2", "--cache-batch", "16", "--cache-resolutions", "32,64"),
-        *("--resolutions", "64,32", "--variants", "loop,batched,channels_last,threads1"),
+        *("--resolutions", "64,32", "--variants", "loop,batched,contiguous,threads1"),
         *("--proj-repeats", "2"),
         *("--s1-batch", "4", "--s1-steps", "1", "--s1-data-batches", "2"),
         *("--profile", "--profile-steps", "1"),
