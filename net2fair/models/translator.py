@@ -399,8 +399,9 @@ class Translator(nn.Module):
             state[key] = t.to(own[key].dtype)
         model.load_state_dict(state, strict=True)
         model = model.to(device).freeze()
-        # channels_last convolutions: 1.2x (64 px) to 1.5x (256 px) faster projection on CPU,
-        # measured side by side by bench/performance.py; the results do not depend on it.
+        # channels_last convolutions: about 1.25x faster projection at 256 px on CPU (less,
+        # and noisy, at 64 px), measured side by side by bench/performance.py; the results
+        # do not depend on it.
         model.autoencoder.to(memory_format=torch.channels_last)
         return model
 
