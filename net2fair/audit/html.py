@@ -21,13 +21,13 @@ from net2fair.audit.core import Audit, AuditImage
 from net2fair.fileio import write_folder_atomically
 from net2fair.report.changes import write_change_figure
 from net2fair.report.html import (
-    _CSS,
     _csv_value,
     _data_uri_png,
     _figure,
     changes_section,
     check_replaceable,
     esc,
+    page_start,
     provenance_section,
 )
 
@@ -244,12 +244,7 @@ def render_html(audit: Audit, charts: dict[str, Path], changes: Path | None = No
         else ""
     )
     title = f"Dataset audit: {audit.domain}"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title><style>{_CSS}</style></head>
-<body><main>
-<h1>{esc(title)}</h1>
+    return f"""{page_start(title)}
 <p class="meta">{audit.n} images of <code>{esc(audit.root)}</code> audited as
 <b>{esc(audit.domain)}</b> with model <b>{esc(audit.model.get("name"))}</b>
 (datasets: {esc(", ".join(audit.domains))}); seed {audit.seed}; {esc(audit.created)}.</p>

@@ -311,6 +311,16 @@ code{background:#eee;padding:1px 4px;overflow-wrap:anywhere}
 """
 
 
+def page_start(title: str) -> str:
+    """The opening of a self-contained page in the report's style, up to its ``<h1>``."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{_CSS}</style></head>
+<body><main>
+<h1>{esc(title)}</h1>"""
+
+
 def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
@@ -621,12 +631,7 @@ def render_html(
         for i, t in enumerate(report.per_target)
     )
     title = f"Bias projection report: {report.source}"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title><style>{_CSS}</style></head>
-<body><main>
-<h1>{esc(title)}</h1>
+    return f"""{page_start(title)}
 <p class="meta">{report.n} images from <b>{esc(report.source)}</b>
 (<code>{esc(report.data["input"])}</code>) projected into {len(report.targets)} datasets with
 model <b>{esc(report.model.get("name"))}</b>. Change measured by {esc(report.change_measure)};
