@@ -1,6 +1,10 @@
 """Does the autoencoder code a face's content in the same coordinates in every dataset?
 
     python bench/content_probe.py [--model demo] [--n 1500] [--seed 0] [--json out.json]
+    python bench/content_probe.py --model demo --autoencoder RUN/autoencoder/last.ckpt
+
+``--autoencoder`` probes a stage-1 checkpoint (same architecture as the model's) before any
+flow is trained on it: the probe needs only the encoder.
 
 Renders ``n`` fresh faces per synthetic dataset (evaluation seeds, as the bias benchmark),
 encodes them to their posterior means and fits, on two thirds of each dataset, a
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +33,7 @@ import torch
 from net2fair import Translator
 from net2fair.benchmark import CONTENT, EVAL_SEED_OFFSET
 from net2fair.data.synthetic import render_batch
+from net2fair.training.checkpoint import load_checkpoint
 
 
 def fit_readout(z: np.ndarray, a: np.ndarray, ridge: float = 1e-2) -> np.ndarray:
@@ -130,16 +136,27 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ridge", type=float, default=1e-2)
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument(
+        "--autoencoder",
+        metavar="CKPT",
+        help="probe this stage-1 checkpoint's encoder instead of the model's",
+    )
     args = ap.parse_args(argv)
     if args.n < 6:
         raise SystemExit("--n must be at least 6")
     t0 = time.perf_counter()
     t = Translator.load(args.model)
+    if args.autoencoder:
+        t.autoencoder.load_state_dict(load_checkpoint(Path(args.autoencoder))["model"])
     codes = encode_faces(t, args.n, args.seed)
     result = probe(codes, args.ridge)
     result["standardised"] = probe(standardised(codes), args.ridge)
     result["gelbrich"] = gelbrich(codes)
-    print(f"$ python bench/content_probe.py --model {args.model} --n {args.n} --seed {args.seed}\n")
+    ckpt = f" --autoencoder {args.autoencoder}" if args.autoencoder else ""
+    print(
+        f"$ python bench/content_probe.py --model {args.model}{ckpt} --n {args.n} "
+        f"--seed {args.seed}\n"
+    )
     print(markdown(result))
     print(
         f"\nMean |linear readout - truth| / sd over {', '.join(CONTENT)}; fitted on "

@@ -86,6 +86,16 @@ class LossConfig:
     #: stage-2 steps over which the transport weight falls linearly to 0, after which the
     #: flow is fitted by likelihood alone (None: the weight stays constant)
     transport_steps: int | None = None
+    #: stage 1: weight of the equivariance prior (net2fair.models.equivariance): the code
+    #: of an image warped by a random shift, scaling and rotation should move along one
+    #: linear map of the warp's parameters, the same in every dataset, so that position,
+    #: size and tilt have shared coordinates a projection can keep. 0 = off (the paper)
+    equivariance_weight: float = 0.0
+    #: largest warp of that prior: shift (fraction of the side), relative size change and
+    #: rotation (degrees); match them to how much aligned faces vary in the data
+    equivariance_shift: float = 0.04
+    equivariance_scale: float = 0.1
+    equivariance_rotation: float = 15.0
 
 
 @dataclass
@@ -246,6 +256,21 @@ def validate_config(cfg: Config) -> None:
     if cfg.loss.transport_steps is not None and cfg.loss.transport_steps < 1:
         raise ConfigError(
             f"loss.transport_steps must be >= 1 (or null), got {cfg.loss.transport_steps}"
+        )
+    for key in ("equivariance_weight", "equivariance_shift", "equivariance_scale"):
+        value = getattr(cfg.loss, key)
+        if not 0.0 <= value < math.inf:
+            raise ConfigError(f"loss.{key} must be a finite number >= 0, got {value}")
+    if not 0.0 <= cfg.loss.equivariance_rotation <= 180.0:
+        raise ConfigError(
+            f"loss.equivariance_rotation must be in [0, 180] degrees, got "
+            f"{cfg.loss.equivariance_rotation}"
+        )
+    if cfg.loss.equivariance_weight > 0 and cfg.train.autoencoder.batch_size < 6:
+        raise ConfigError(
+            "loss.equivariance_weight > 0 fits one linear map per batch of 4 warp parameters "
+            f"and an offset: train.autoencoder.batch_size must be >= 6, got "
+            f"{cfg.train.autoencoder.batch_size}"
         )
     for stage in ("autoencoder", "cinn"):
         s: StageConfig = getattr(cfg.train, stage)

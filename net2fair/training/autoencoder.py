@@ -14,6 +14,7 @@ from tqdm import tqdm
 from net2fair.config import Config
 from net2fair.data.datasets import MultiDomainDataset
 from net2fair.models.autoencoder import Autoencoder, DiagonalGaussian
+from net2fair.models.equivariance import equivariance_residual, random_similarity
 from net2fair.models.losses import AutoencoderLoss
 from net2fair.models.translator import build_autoencoder
 from net2fair.training.checkpoint import CsvLog, load_checkpoint, save_checkpoint
@@ -32,6 +33,7 @@ LOG_COLUMNS = [
     "l1",
     "lpips",
     "kl",
+    "equivariance",
     "g",
     "d_weight",
     "d_loss",
@@ -60,6 +62,24 @@ def _flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     x = x.clone()
     x[mask] = x[mask].flip(-1)
     return x
+
+
+class TwoViewAutoencoder(torch.nn.Module):
+    """The training forward pass with the equivariance prior: reconstruct ``x`` and encode
+    ``x`` and its warped view in one encoder call. One module, so that DDP wraps both."""
+
+    def __init__(self, ae: Autoencoder) -> None:
+        super().__init__()
+        self.ae = ae
+
+    def forward(
+        self, x: torch.Tensor, warped: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, DiagonalGaussian, torch.Tensor]:
+        """Reconstruction of ``x``, ``q(z | x)`` and the posterior means of ``warped``."""
+        q_both = self.ae.encode(torch.cat([x, warped]))
+        n = x.shape[0]
+        q = DiagonalGaussian(q_both.mean[:n], q_both.logvar[:n])
+        return self.ae.decode(q.sample(generator)), q, q_both.mean[n:]
 
 
 @torch.inference_mode()
@@ -146,7 +166,8 @@ def train_autoencoder(
     log = CsvLog(
         run_dir / "autoencoder_log.csv", LOG_COLUMNS, resume_step=start if resume else None
     )
-    model = rt.wrap(ae)
+    equivariant = lc.equivariance_weight > 0
+    model = rt.wrap(TwoViewAutoencoder(ae) if equivariant else ae)
     d_model = rt.wrap(disc)
     scaler = rt.grad_scaler()
     sampler = StepBatchSampler(
@@ -196,13 +217,29 @@ def train_autoencoder(
         x = x.to(rt.device, non_blocking=True)
         if cfg.data.flip:
             x = _flip(x, g)
-        with rt.autocast():
-            xrec, q = model(x, generator=g)
+        if equivariant:
+            warped, params = random_similarity(
+                x,
+                g,
+                max_shift=lc.equivariance_shift,
+                max_scale=lc.equivariance_scale,
+                max_rotation=lc.equivariance_rotation,
+            )
+            with rt.autocast():
+                xrec, q, mu_warped = model(x, warped, generator=g)
+        else:
+            with rt.autocast():
+                xrec, q = model(x, generator=g)
         # the KL term (like every loss) in float32 when the forward pass ran in bf16/fp16
         q = DiagonalGaussian(q.mean.float(), q.logvar.float())
         g_loss, logs = loss_fn.generator_loss(
             x, xrec.float(), q.kl(), step=step, last_layer=ae.last_layer
         )
+        if equivariant:
+            equiv = equivariance_residual(q.mean, mu_warped.float(), params)
+            g_loss = g_loss + lc.equivariance_weight * equiv
+            logs["equivariance"] = float(equiv.detach())
+            logs["total"] = float(g_loss.detach())
         check_finite(step, g_loss, logs, "autoencoder")
         opt_g.zero_grad(set_to_none=True)
         scaler.scale(g_loss).backward()
