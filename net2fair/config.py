@@ -96,6 +96,10 @@ class LossConfig:
     equivariance_shift: float = 0.04
     equivariance_scale: float = 0.1
     equivariance_rotation: float = 15.0
+    #: mirror half of the warped views too, and ask the first this many code dimensions to
+    #: change sign under the mirror (0 = no mirror): the mirror-odd content (horizontal
+    #: position, yaw, tilt) then has one origin, the frontal centred face, in every dataset
+    equivariance_odd_dims: int = 0
 
 
 @dataclass
@@ -265,6 +269,11 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"loss.equivariance_rotation must be in [0, 180] degrees, got "
             f"{cfg.loss.equivariance_rotation}"
+        )
+    if not 0 <= cfg.loss.equivariance_odd_dims <= cfg.autoencoder.z_dim:
+        raise ConfigError(
+            f"loss.equivariance_odd_dims must be in [0, autoencoder.z_dim = "
+            f"{cfg.autoencoder.z_dim}], got {cfg.loss.equivariance_odd_dims}"
         )
     if cfg.loss.equivariance_weight > 0 and cfg.train.autoencoder.batch_size < 6:
         raise ConfigError(

@@ -14,7 +14,11 @@ from tqdm import tqdm
 from net2fair.config import Config
 from net2fair.data.datasets import MultiDomainDataset
 from net2fair.models.autoencoder import Autoencoder, DiagonalGaussian
-from net2fair.models.equivariance import equivariance_residual, random_similarity
+from net2fair.models.equivariance import (
+    equivariance_residual,
+    mirror_signs,
+    random_similarity,
+)
 from net2fair.models.losses import AutoencoderLoss
 from net2fair.models.translator import build_autoencoder
 from net2fair.training.checkpoint import CsvLog, load_checkpoint, save_checkpoint
@@ -218,8 +222,12 @@ def train_autoencoder(
         if cfg.data.flip:
             x = _flip(x, g)
         if equivariant:
+            mirrored = torch.zeros(x.shape[0], dtype=torch.bool)
+            if lc.equivariance_odd_dims > 0:
+                mirrored = torch.rand(x.shape[0], generator=g) < 0.5
+            mirrored = mirrored.to(x.device)
             warped, params = random_similarity(
-                x,
+                torch.where(mirrored[:, None, None, None], x.flip(-1), x),
                 g,
                 max_shift=lc.equivariance_shift,
                 max_scale=lc.equivariance_scale,
@@ -236,7 +244,8 @@ def train_autoencoder(
             x, xrec.float(), q.kl(), step=step, last_layer=ae.last_layer
         )
         if equivariant:
-            equiv = equivariance_residual(q.mean, mu_warped.float(), params)
+            signs = mirror_signs(mirrored, ae.z_dim, lc.equivariance_odd_dims)
+            equiv = equivariance_residual(q.mean, mu_warped.float(), params, signs)
             g_loss = g_loss + lc.equivariance_weight * equiv
             logs["equivariance"] = float(equiv.detach())
             logs["total"] = float(g_loss.detach())
