@@ -91,6 +91,11 @@ class LossConfig:
     #: linear map of the warp's parameters, the same in every dataset, so that position,
     #: size and tilt have shared coordinates a projection can keep. 0 = off (the paper)
     equivariance_weight: float = 0.0
+    #: the prior is off before this autoencoder step and its weight rises linearly to
+    #: equivariance_weight over the next equivariance_ramp steps: on a code that does not
+    #: reconstruct anything yet, the warps' effect is noise, and the prior stalls learning
+    equivariance_start: int = 0
+    equivariance_ramp: int = 0
     #: largest warp of that prior: shift (fraction of the side), relative size change and
     #: rotation (degrees); match them to how much aligned faces vary in the data
     equivariance_shift: float = 0.04
@@ -270,6 +275,8 @@ def validate_config(cfg: Config) -> None:
             f"loss.equivariance_rotation must be in [0, 180] degrees, got "
             f"{cfg.loss.equivariance_rotation}"
         )
+    if cfg.loss.equivariance_start < 0 or cfg.loss.equivariance_ramp < 0:
+        raise ConfigError("loss.equivariance_start and loss.equivariance_ramp must be >= 0")
     if not 0 <= cfg.loss.equivariance_odd_dims <= cfg.autoencoder.z_dim:
         raise ConfigError(
             f"loss.equivariance_odd_dims must be in [0, autoencoder.z_dim = "

@@ -35,7 +35,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["N_PARAMS", "equivariance_residual", "mirror_signs", "random_similarity"]
+__all__ = [
+    "N_PARAMS",
+    "equivariance_residual",
+    "equivariance_weight_at",
+    "mirror_signs",
+    "random_similarity",
+]
 
 #: parameters of a similarity transform: shift x, shift y, log scale, rotation
 N_PARAMS = 4
@@ -84,6 +90,15 @@ def random_similarity(
     grid = F.affine_grid(inv.to(x.device, x.dtype), [b, x.shape[1], h, w], align_corners=False)
     warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return warped, p.to(x.device)
+
+
+def equivariance_weight_at(step: int, weight: float, start: int, ramp: int) -> float:
+    """0 before ``start``, then rising linearly to ``weight`` over ``ramp`` steps."""
+    if weight <= 0 or step < start:
+        return 0.0
+    if ramp <= 0:
+        return weight
+    return weight * min(1.0, (step - start + 1) / ramp)
 
 
 def mirror_signs(mirrored: torch.Tensor, dim: int, odd_dims: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ from net2fair.data.datasets import MultiDomainDataset
 from net2fair.models.autoencoder import Autoencoder, DiagonalGaussian
 from net2fair.models.equivariance import (
     equivariance_residual,
+    equivariance_weight_at,
     mirror_signs,
     random_similarity,
 )
@@ -77,9 +78,17 @@ class TwoViewAutoencoder(torch.nn.Module):
         self.ae = ae
 
     def forward(
-        self, x: torch.Tensor, warped: torch.Tensor, *, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, DiagonalGaussian, torch.Tensor]:
-        """Reconstruction of ``x``, ``q(z | x)`` and the posterior means of ``warped``."""
+        self,
+        x: torch.Tensor,
+        warped: torch.Tensor | None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, DiagonalGaussian, torch.Tensor | None]:
+        """Reconstruction of ``x``, ``q(z | x)`` and the posterior means of ``warped``
+        (None when ``warped`` is None)."""
+        if warped is None:
+            xrec, q = self.ae(x, generator=generator)
+            return xrec, q, None
         q_both = self.ae.encode(torch.cat([x, warped]))
         n = x.shape[0]
         q = DiagonalGaussian(q_both.mean[:n], q_both.logvar[:n])
@@ -221,7 +230,10 @@ def train_autoencoder(
         x = x.to(rt.device, non_blocking=True)
         if cfg.data.flip:
             x = _flip(x, g)
-        if equivariant:
+        w_equiv = equivariance_weight_at(
+            step, lc.equivariance_weight, lc.equivariance_start, lc.equivariance_ramp
+        )
+        if w_equiv > 0:
             mirrored = torch.zeros(x.shape[0], dtype=torch.bool)
             if lc.equivariance_odd_dims > 0:
                 mirrored = torch.rand(x.shape[0], generator=g) < 0.5
@@ -237,16 +249,17 @@ def train_autoencoder(
                 xrec, q, mu_warped = model(x, warped, generator=g)
         else:
             with rt.autocast():
-                xrec, q = model(x, generator=g)
+                # the two-view module when the prior has not started yet
+                xrec, q, *_ = model(x, None, generator=g) if equivariant else model(x, generator=g)
         # the KL term (like every loss) in float32 when the forward pass ran in bf16/fp16
         q = DiagonalGaussian(q.mean.float(), q.logvar.float())
         g_loss, logs = loss_fn.generator_loss(
             x, xrec.float(), q.kl(), step=step, last_layer=ae.last_layer
         )
-        if equivariant:
+        if w_equiv > 0:
             signs = mirror_signs(mirrored, ae.z_dim, lc.equivariance_odd_dims)
             equiv = equivariance_residual(q.mean, mu_warped.float(), params, signs)
-            g_loss = g_loss + lc.equivariance_weight * equiv
+            g_loss = g_loss + w_equiv * equiv
             logs["equivariance"] = float(equiv.detach())
             logs["total"] = float(g_loss.detach())
         check_finite(step, g_loss, logs, "autoencoder")

@@ -120,3 +120,17 @@ def test_mirrored_views_flip_the_sign_of_the_odd_dimensions_only():
     assert float(equivariance_residual(mu, exact, p, signs)) < 1e-10
     # ... and the same views are penalised when the sign is ignored
     assert float(equivariance_residual(mu, exact, p)) > 0.1
+
+
+def test_the_prior_starts_late_and_ramps_up_linearly():
+    from net2fair.models.equivariance import equivariance_weight_at
+
+    assert equivariance_weight_at(99, 0.4, start=100, ramp=4) == 0.0
+    assert [equivariance_weight_at(s, 0.4, 100, 4) for s in (100, 101, 103, 500)] == [
+        pytest.approx(0.1),
+        pytest.approx(0.2),
+        pytest.approx(0.4),
+        pytest.approx(0.4),
+    ]
+    assert equivariance_weight_at(0, 0.4, start=0, ramp=0) == 0.4
+    assert equivariance_weight_at(10**6, 0.0, start=0, ramp=0) == 0.0
