@@ -127,6 +127,43 @@ def _psnr(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(10 * np.log10(1.0 / np.maximum(per, 1e-10))))
 
 
+#: what carries codes from one dataset to another in :func:`run_benchmark`
+PROJECTIONS = ("flow", "mean-shift", "gaussian-ot")
+
+
+def _psd_power(c: torch.Tensor, power: float) -> torch.Tensor:
+    w, v = torch.linalg.eigh(c)
+    floor = 1e-9 * float(w.abs().max()) if power < 0 else 0.0
+    return (v * w.clamp_min(floor) ** power) @ v.T
+
+
+def linear_projection(t: Translator, kind: str) -> dict[tuple[str, str], tuple]:
+    """Baselines to the flow, from the latent mean and covariance of each dataset's
+    training codes (stored in the model): ``(a, b) -> (m_a, M, m_b)`` with
+    ``z_b = m_b + (z_a - m_a) @ M.T``.
+
+    ``mean-shift``: ``M = I``, each code moved by the difference of the datasets' means.
+    ``gaussian-ot``: the optimal-transport map between the two datasets' Gaussian fits
+    (``M = C_a^-1/2 (C_a^1/2 C_b C_a^1/2)^1/2 C_a^-1/2``), the linear map that carries a's
+    mean and covariance onto b's while moving codes least (its cost is Gelbrich's bound).
+    """
+    if kind not in PROJECTIONS[1:]:
+        raise ValueError(f"unknown linear projection {kind!r}; choose from {PROJECTIONS[1:]}")
+    means, covs = t.stats_mean.double().cpu(), t.stats_cov.double().cpu()
+    if not bool((t.stats_count > 0).all()):
+        raise ValueError("the model stores no latent statistics for some dataset")
+    maps: dict[tuple[str, str], tuple] = {}
+    for i, a in enumerate(t.domains):
+        root, inv_root = _psd_power(covs[i], 0.5), _psd_power(covs[i], -0.5)
+        for j, b in enumerate(t.domains):
+            if kind == "mean-shift" or i == j:
+                m = torch.eye(covs.shape[1], dtype=torch.float64)
+            else:
+                m = inv_root @ _psd_power(root @ covs[j] @ root, 0.5) @ inv_root
+            maps[a, b] = (means[i], m, means[j])
+    return maps
+
+
 def run_benchmark(
     t: Translator,
     *,
@@ -135,8 +172,26 @@ def run_benchmark(
     seed: int = 0,
     batch_size: int = 100,
     priors: dict | None = None,
+    projection: str = "flow",
 ) -> BenchmarkResult:
-    """Render ``n`` fresh faces per dataset, project them to every dataset, measure."""
+    """Render ``n`` fresh faces per dataset, project them to every dataset, measure.
+
+    ``projection`` is ``"flow"`` (the model's cINN) or one of the linear baselines of
+    :func:`linear_projection`, which show how much of a result a map without the flow gets.
+    """
+    if projection not in PROJECTIONS:
+        raise ValueError(f"unknown projection {projection!r}; choose from {PROJECTIONS}")
+    maps = linear_projection(t, projection) if projection != "flow" else None
+
+    def project(z: torch.Tensor, source: str) -> dict[str, torch.Tensor]:
+        if maps is None:
+            return t.project_latents(z, source, "all")
+        out = {}
+        for b in t.domains:
+            ma, m, mb = (v.to(z.device, z.dtype) for v in maps[source, b])
+            out[b] = mb + (z - ma) @ m.T
+        return out
+
     priors = priors or load_priors()
     res = t.resolution
     domains = t.domains
@@ -173,7 +228,7 @@ def run_benchmark(
             nll.append(
                 float(t.bits_per_dim(t.latent_log_likelihood(z)[:, t.domain_index(a)]).mean())
             )
-            zs = t.project_latents(z, a, "all")
+            zs = project(z, a)
             decoded = t.decode(torch.cat([zs[b] for b in domains])).split(z.shape[0])
             for b, xb in zip(domains, decoded):
                 projections[b].append(to_uint8(xb))

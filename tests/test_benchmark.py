@@ -11,8 +11,10 @@ import torch
 
 from net2fair import Translator
 from net2fair.benchmark import (
+    PROJECTIONS,
     format_table,
     histogram,
+    linear_projection,
     prior_vector,
     run_benchmark,
     skin_ita,
@@ -20,7 +22,7 @@ from net2fair.benchmark import (
 )
 from net2fair.data.synthetic import PLANTED_ATTRIBUTES, load_priors, render_batch
 from net2fair.models.translator import shipped_models
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 
 def test_total_variation_and_histograms():
@@ -116,3 +118,71 @@ def test_shipped_demo_model_loads_and_projects():
     assert set(out) == {"photo", "portrait", "anime"}
     assert out["anime"].shape == (1, 3, 64, 64)
     assert torch.isfinite(out["anime"]).all()
+
+
+def _with_statistics(t: Translator, seed: int = 0) -> Translator:
+    """Give a model random, well-conditioned latent statistics for each dataset."""
+    g = torch.Generator().manual_seed(seed)
+    k, d = t.stats_mean.shape
+    for i in range(k):
+        a = torch.randn(d, d, generator=g, dtype=torch.float64)
+        t.stats_mean[i] = torch.randn(d, generator=g)
+        t.stats_cov[i] = (a @ a.T / d + 0.1 * torch.eye(d, dtype=torch.float64)).float()
+    t.stats_count.fill_(100)
+    return t
+
+
+def test_linear_baselines_carry_the_mean_and_covariance(tiny_model):
+    t = _with_statistics(Translator.load(tiny_model))
+    a, b = t.domains
+    ca, cb = t.stats_cov[0].double(), t.stats_cov[1].double()
+    shift = linear_projection(t, "mean-shift")
+    ot = linear_projection(t, "gaussian-ot")
+    for maps in (shift, ot):
+        ma, m, mb = maps[a, a]
+        torch.testing.assert_close(m, torch.eye(len(m), dtype=torch.float64))
+        ma, m, mb = maps[a, b]
+        # the map sends a's mean to b's mean
+        torch.testing.assert_close(mb + (ma - ma) @ m.T, t.stats_mean[1].double())
+    _, m, _ = shift[a, b]
+    torch.testing.assert_close(m, torch.eye(len(m), dtype=torch.float64))
+    # Gaussian optimal transport: symmetric positive definite, carries C_a onto C_b, and
+    # the maps a -> b and b -> a are inverses
+    _, m, _ = ot[a, b]
+    torch.testing.assert_close(m, m.T)
+    assert float(torch.linalg.eigvalsh(m).min()) > 0
+    torch.testing.assert_close(m @ ca @ m.T, cb, atol=1e-8, rtol=1e-6)
+    torch.testing.assert_close(ot[b, a][1] @ m, torch.eye(len(m), dtype=torch.float64))
+    with pytest.raises(ValueError, match="unknown linear projection"):
+        linear_projection(t, "flow")
+
+
+@pytest.mark.slow
+def test_bias_benchmark_script_runs_every_projection(synth_tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    for projection in PROJECTIONS:
+        out = tmp_path / f"{projection}.json"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "bench" / "bias_benchmark.py"),
+                "--model",
+                str(synth_tiny_model),
+                "--n",
+                "6",
+                "--projection",
+                projection,
+                "--json",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"--projection {projection}" in proc.stdout or projection == "flow"
+        assert "photo -> anime" in proc.stdout and "content err" in proc.stdout
+        pairs = json.loads(out.read_text())["pairs"]
+        assert len(pairs) == 9 and all(0 <= p["target_accuracy"] <= 1 for p in pairs)
