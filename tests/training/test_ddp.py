@@ -39,6 +39,10 @@ def test_torchrun_two_processes_trains_and_the_model_loads(toy_folders, tmp_path
             str(REPO / "configs" / "tiny.yaml"),
             # the transport cost runs the inverse inside the DDP-wrapped forward pass
             "loss.transport_weight=0.1",
+            # the equivariance prior's two-view forward pass, before and after it starts
+            "loss.equivariance_weight=0.5",
+            "loss.equivariance_start=4",
+            "loss.equivariance_ramp=2",
             "--domain",
             f"discs={toy_folders['discs']}",
             "--domain",
@@ -59,7 +63,16 @@ def test_torchrun_two_processes_trains_and_the_model_loads(toy_folders, tmp_path
     t = Translator.load(out / "model")
     x = t.sample("squares", n=2, seed=0)
     assert x.shape == (2, 3, 32, 32)
-    assert (out / "autoencoder_log.csv").read_text().count("\n") > 2
+    ae_log = (out / "autoencoder_log.csv").read_text().splitlines()
+    assert len(ae_log) > 2
+    column = ae_log[0].split(",").index("equivariance")
+    # logged every 2 steps (tiny.yaml): steps 2 and 4 before the start, 6 and 8 after
+    assert [row.split(",")[column] != "" for row in ae_log[1:] if row.split(",")[1]] == [
+        False,
+        False,
+        True,
+        True,
+    ]
     log = (out / "cinn_log.csv").read_text().splitlines()
     column = log[0].split(",").index("transport")
     assert any(row.split(",")[column] not in ("", "0") for row in log[1:])
