@@ -560,7 +560,7 @@ print("weights:", ", ".join(f"{r['weight']:.2f}" for r in rare))
 #   as "light". On the synthetic benchmark the lighting is controlled; on your own photos,
 #   treat an ITA shift as a prompt to look at the images, not as a verdict.
 # - **A model is only as good as its training.** The demo model is small and trained on
-#   cartoons: its autoencoder leaves faces soft (about 24.9 dB reconstruction PSNR) and
+#   cartoons: its autoencoder leaves faces soft (about 24 dB reconstruction PSNR) and
 #   sometimes invents details such as glasses. Part of any change is the autoencoder, not
 #   the bias; that is why the report always includes the reconstruction as a control.
 # - **Posteriors and typicality only know the training data.** The real photo above is an
