@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from net2fair import Translator
-from net2fair.benchmark import CONTENT, EVAL_SEED_OFFSET
+from net2fair.benchmark import CONTENT, EVAL_SEED_OFFSET, psd_power
 from net2fair.data.synthetic import render_batch
 from net2fair.training.checkpoint import load_checkpoint
 
@@ -93,8 +93,7 @@ def standardised(
 
 
 def _sqrtm(c: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh(c)
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    return psd_power(torch.from_numpy(c), 0.5).numpy()
 
 
 def gelbrich(codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:

@@ -131,7 +131,10 @@ def _psnr(x: np.ndarray, y: np.ndarray) -> float:
 PROJECTIONS = ("flow", "mean-shift", "gaussian-ot")
 
 
-def _psd_power(c: torch.Tensor, power: float) -> torch.Tensor:
+def psd_power(c: torch.Tensor, power: float) -> torch.Tensor:
+    """``c ** power`` of a symmetric positive semi-definite matrix, through its
+    eigendecomposition (negative eigenvalues from rounding are clipped; a negative power
+    floors them at 1e-9 of the largest)."""
     w, v = torch.linalg.eigh(c)
     floor = 1e-9 * float(w.abs().max()) if power < 0 else 0.0
     return (v * w.clamp_min(floor) ** power) @ v.T
@@ -154,12 +157,12 @@ def linear_projection(t: Translator, kind: str) -> dict[tuple[str, str], tuple]:
         raise ValueError("the model stores no latent statistics for some dataset")
     maps: dict[tuple[str, str], tuple] = {}
     for i, a in enumerate(t.domains):
-        root, inv_root = _psd_power(covs[i], 0.5), _psd_power(covs[i], -0.5)
+        root, inv_root = psd_power(covs[i], 0.5), psd_power(covs[i], -0.5)
         for j, b in enumerate(t.domains):
             if kind == "mean-shift" or i == j:
                 m = torch.eye(covs.shape[1], dtype=torch.float64)
             else:
-                m = inv_root @ _psd_power(root @ covs[j] @ root, 0.5) @ inv_root
+                m = inv_root @ psd_power(root @ covs[j] @ root, 0.5) @ inv_root
             maps[a, b] = (means[i], m, means[j])
     return maps
 
