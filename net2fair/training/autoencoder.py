@@ -234,12 +234,12 @@ def train_autoencoder(
             step, lc.equivariance_weight, lc.equivariance_start, lc.equivariance_ramp
         )
         if w_equiv > 0:
-            mirrored = torch.zeros(x.shape[0], dtype=torch.bool)
+            view, mirrored = x, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
             if lc.equivariance_odd_dims > 0:
-                mirrored = torch.rand(x.shape[0], generator=g) < 0.5
-            mirrored = mirrored.to(x.device)
+                mirrored = (torch.rand(x.shape[0], generator=g) < 0.5).to(x.device)
+                view = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
             warped, params = random_similarity(
-                torch.where(mirrored[:, None, None, None], x.flip(-1), x),
+                view,
                 g,
                 max_shift=lc.equivariance_shift,
                 max_scale=lc.equivariance_scale,
