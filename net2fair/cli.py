@@ -382,6 +382,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- benchmark
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from net2fair.benchmark import format_table, load_estimators, run_benchmark
+    from net2fair.data.synthetic import DOMAINS
+    from net2fair.training.checkpoint import atomic_write
+
+    if args.n < 1:
+        raise CommandError(f"--n must be at least 1, got {args.n}", 2)
+    t0 = time.perf_counter()
+    t = _load_model(args.model, args.device)
+    foreign = [d for d in t.domains if d not in DOMAINS]
+    if foreign:
+        raise CommandError(
+            f"{args.model}: the bias benchmark needs a model trained on the synthetic datasets "
+            f"({', '.join(DOMAINS)}; see `net2fair synth`), this one has {', '.join(foreign)}",
+            2,
+        )
+    estimators = load_estimators(t.device)
+    if estimators is None:
+        raise CommandError(
+            "the attribute estimators (net2fair/assets/estimators) are not installed; "
+            "reinstall net2fair or train them with python -m net2fair.training.estimators"
+        )
+    torch.manual_seed(args.seed)
+    result = run_benchmark(
+        t, estimators=estimators, n=args.n, seed=args.seed, projection=args.projection
+    )
+    extra = f" --projection {args.projection}" if args.projection != "flow" else ""
+    print(f"$ net2fair benchmark {args.model} --n {args.n} --seed {args.seed}{extra}\n")
+    print(format_table(result))
+    print(f"\n({time.perf_counter() - t0:.0f} s)")
+    if args.json:
+        payload = json.dumps(result.to_dict(), indent=2, allow_nan=True)
+        atomic_write(Path(args.json), lambda p: p.write_text(payload))
+        print(f"figures written to {args.json}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- view
 def cmd_view(args: argparse.Namespace) -> int:
     import subprocess
@@ -439,6 +481,10 @@ EXAMPLES = {
     "demo": """examples:
   net2fair demo                          # writes net2fair-demo/
   net2fair demo --out demo-out --n 200 --seed 1""",
+    "benchmark": """examples:
+  net2fair benchmark                                  # the shipped demo model, 200 faces each
+  net2fair benchmark runs/demo/model --n 500 --json bias.json
+  net2fair benchmark demo --projection gaussian-ot    # a linear baseline without the flow""",
     "view": """examples:
   net2fair view                 # the shipped demo model
   net2fair view runs/pair/model --models-dir runs/ --examples ../shared/fixtures/real-faces""",
@@ -590,6 +636,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="net2fair-demo", help="output folder")
     p.add_argument("--n", type=int, default=60, help="evaluation faces per dataset")
     p.add_argument("--model", default="demo", help=argparse.SUPPRESS)
+    _common(p)
+
+    p = add(
+        "benchmark",
+        "the bias benchmark: do projections between the synthetic datasets take on the target's "
+        "planted biases and keep the face? (models trained on `net2fair synth` data)",
+        cmd_benchmark,
+    )
+    p.add_argument("model", nargs="?", default="demo", help="model folder, or 'demo'")
+    p.add_argument("--n", type=int, default=200, help="fresh evaluation faces per dataset")
+    p.add_argument(
+        "--projection",
+        choices=["flow", "mean-shift", "gaussian-ot"],
+        default="flow",
+        help="what carries codes between datasets: the model's flow, or a linear baseline "
+        "from the datasets' code statistics",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the figures here (atomically)")
     _common(p)
 
     p = add("view", "start the Streamlit comparison viewer", cmd_view)

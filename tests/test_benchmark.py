@@ -186,3 +186,40 @@ def test_bias_benchmark_script_runs_every_projection(synth_tiny_model, tmp_path)
         assert "photo -> anime" in proc.stdout and "content err" in proc.stdout
         pairs = json.loads(out.read_text())["pairs"]
         assert len(pairs) == 9 and all(0 <= p["target_accuracy"] <= 1 for p in pairs)
+
+
+@pytest.mark.slow
+def test_benchmark_command_end_to_end(synth_tiny_model, tmp_path):
+    out = tmp_path / "figures" / "bias.json"
+    proc = run_cli("benchmark", str(synth_tiny_model), "--n", "5", "--json", str(out), "-q")
+    assert f"$ net2fair benchmark {synth_tiny_model} --n 5 --seed 0" in proc.stdout
+    rows = [r for r in proc.stdout.splitlines() if r.startswith("|") and " -> " in r.split("|")[1]]
+    assert len(rows) == 9  # every ordered pair of the three datasets
+    assert "content err (max, sd)" in proc.stdout and "Reconstruction PSNR" in proc.stdout
+    figures = json.loads(out.read_text())
+    assert figures["n_per_domain"] == 5 and len(figures["pairs"]) == 9
+    assert [p.name for p in out.parent.iterdir()] == ["bias.json"]  # no temp file left
+    # the same seed gives the same figures
+    again = run_cli("benchmark", str(synth_tiny_model), "--n", "5", "-q")
+    assert again.stdout.split("\n\n")[1] == proc.stdout.split("\n\n")[1]
+
+
+def test_benchmark_command_refuses_models_of_other_datasets(tiny_model, tmp_path):
+    out = tmp_path / "bias.json"
+    proc = run_cli("benchmark", str(tiny_model), "--json", str(out), check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(tiny_model) in lines[0] and "discs" in lines[0]
+    assert "synthetic datasets" in lines[0] and "Traceback" not in proc.stderr
+    assert not out.exists()
+    proc = run_cli("benchmark", "demo", "--n", "0", check=False)
+    assert proc.returncode == 2 and "--n must be at least 1" in proc.stderr
+
+
+def test_benchmark_command_offers_every_projection():
+    from net2fair.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["benchmark"]
+    choices = next(a for a in sub._actions if a.dest == "projection").choices
+    assert tuple(choices) == PROJECTIONS
