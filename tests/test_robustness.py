@@ -250,6 +250,20 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
 
 
+def test_atomic_writes_are_readable_like_plain_writes(tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        checkpoint.atomic_write(tmp_path / "summary.json", lambda p: p.write_text("{}"))
+        save_checkpoint(tmp_path / "last.ckpt", _state(1))
+    finally:
+        os.umask(old)
+    for name in ("summary.json", "last.ckpt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "summary.json"]
+
+
 def test_process_killed_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path):
     path = tmp_path / "last.ckpt"
     script = textwrap.dedent(
