@@ -598,9 +598,11 @@ print("weights:", ", ".join(f"{r['weight']:.2f}" for r in rare))
 #
 # To change the planted biases of the benchmark itself, edit a copy of
 # `net2fair/configs/synth_priors.yaml`, render with `net2fair synth`, and train on the
-# folders it writes. Things to try in class: give `anime` a balanced skin-tone prior and
-# see whether the lightening disappears; or change `eye_size`, the control, in one dataset
-# only and watch the projection start to move it.
+# folders it writes; `net2fair benchmark runs/NAME/model` then measures, pair by pair, how
+# much of each planted bias the new model's projections take on. Things to try in class:
+# give `anime` a balanced skin-tone prior and see whether the lightening disappears; or
+# change `eye_size`, the control, in one dataset only and watch the projection start to
+# move it.
 #
 # *This notebook is generated from `examples/tutorial.py` (a plain Python script that
 # also runs on its own) by `python examples/build_tutorial.py`; edit the script, not the
