@@ -16,6 +16,7 @@ their own error on clean rendered faces is reported beside the figures as a floo
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -119,6 +120,10 @@ class BenchmarkResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def to_json(self) -> str:
+        """The figures as indented JSON (NaN where a ratio has no baseline)."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=True)
 
 
 def _psnr(x: np.ndarray, y: np.ndarray) -> float:

@@ -384,8 +384,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- benchmark
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    import json
-
     import torch
 
     from net2fair.benchmark import format_table, load_estimators, run_benchmark
@@ -418,7 +416,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     print(format_table(result))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     if args.json:
-        payload = json.dumps(result.to_dict(), indent=2, allow_nan=True)
+        payload = result.to_json()
         atomic_write(Path(args.json), lambda p: p.write_text(payload))
         print(f"figures written to {args.json}")
     return 0

@@ -14,7 +14,6 @@ fresh evaluation set with the seed, projects every face into every dataset and w
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -97,7 +96,7 @@ def run_demo(
     table = format_table(result)
     text = "# net2fair demo\n\n" + "\n".join(f"- {h}" for h in lines) + "\n\n" + table + "\n"
     atomic_write(out / "summary.md", lambda p: p.write_text(text))
-    payload = json.dumps(result.to_dict(), indent=2, allow_nan=True)
+    payload = result.to_json()
     atomic_write(out / "summary.json", lambda p: p.write_text(payload))
 
     # The bias report on the photo dataset's faces: the dataset whose priors are uniform
