@@ -384,6 +384,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- benchmark
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    import os
+
     import torch
 
     from net2fair.benchmark import format_table, load_estimators, run_benchmark
@@ -392,6 +394,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CommandError(f"--n must be at least 1, got {args.n}", 2)
+    if args.json:  # refuse an unusable destination before the work, not after
+        dest = Path(args.json)
+        if dest.is_dir():
+            raise CommandError(f"{dest}: --json names a folder; give a file name", 2)
+        parent = next(p for p in (dest.parent, *dest.parent.parents) if p.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise CommandError(f"{dest}: cannot write here ({parent} is not a writable folder)")
     t0 = time.perf_counter()
     t = _load_model(args.model, args.device)
     foreign = [d for d in t.domains if d not in DOMAINS]

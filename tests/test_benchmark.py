@@ -214,6 +214,14 @@ def test_benchmark_command_refuses_models_of_other_datasets(tiny_model, tmp_path
     assert not out.exists()
     proc = run_cli("benchmark", "demo", "--n", "0", check=False)
     assert proc.returncode == 2 and "--n must be at least 1" in proc.stderr
+    # an unusable --json destination is refused before the benchmark runs
+    proc = run_cli("benchmark", str(tiny_model), "--json", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "names a folder" in proc.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = run_cli("benchmark", "demo", "--json", str(blocker / "b.json"), check=False)
+    assert proc.returncode == 1 and "not a writable folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""
 
 
 def test_benchmark_command_offers_every_projection():
