@@ -18,6 +18,13 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set back at once)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def write_folder_atomically(path: str | Path, fill: Callable[[Path], None]) -> Path:
     """Call ``fill(tmp)`` on a fresh folder beside ``path``, then put it in place.
 
@@ -30,8 +37,7 @@ def write_folder_atomically(path: str | Path, fill: Callable[[Path], None]) -> P
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         fill(tmp)
-        umask = os.umask(0o022)
-        os.umask(umask)
+        umask = current_umask()
         tmp.chmod(0o777 & ~umask)
         for f in tmp.iterdir():
             if f.is_file():

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from net2fair.fileio import current_umask
 from net2fair.report.build import GalleryItem, Report, Shift, TargetReport
 from net2fair.report.changes import ChangeMap, write_change_figure
 from net2fair.report.measures import ITA_BAND_NAMES, number_formatter
@@ -89,9 +90,7 @@ def write(report: Report, out_dir: str | Path) -> Path:
     try:
         # mkdtemp makes the folder private (0700); a report folder gets the usual
         # permissions, as mkdir would give it.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+        os.chmod(tmp, 0o777 & ~current_umask())
         _write_all(report, tmp)
         _check_out_dir(out)
         old = None

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from net2fair.fileio import current_umask
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,9 +39,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
