@@ -8,12 +8,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 logger = logging.getLogger("net2fair")
+
+#: rows in overview.png / samples.png (the image files hold every result)
+OVERVIEW_ROWS = 16
+MAX_BATCH = 4096
+MAX_TEMPERATURE = 10.0
+MAX_AUDIT_ALPHA = 10.0
+#: benchmark and demo faces per dataset: they hold the faces in memory (about 0.1 GB per
+#: thousand at 64 px), and at 10,000 the sampling error of every share is under 1%
+MAX_EVAL_FACES = 10_000
+OUT_HELP = (
+    "output folder, built aside and put in place at the end; it must be new, empty, or an "
+    "earlier output of this same command holding nothing else (that one is replaced), and "
+    "may not lie inside the input folder"
+)
 
 
 class CommandError(Exception):
@@ -99,43 +115,99 @@ def _batched(items, size: int):  # noqa: ANN001, ANN202
         yield batch
 
 
+def _check_out(out: str, command: str, inputs: Sequence[str] = ()) -> Path:
+    """The output rule, checked before any work: ``out`` is new, empty, or an earlier
+    output of this command and nothing else (it is then replaced)."""
+    from net2fair.fileio import OutputError, check_output_folder
+
+    try:
+        return check_output_folder(out, command, inputs=inputs)
+    except OutputError as e:
+        raise CommandError(str(e), 2) from None
+
+
+def _at_least(value: float, lowest: float, option: str) -> None:
+    if not value >= lowest:  # also refuses NaN
+        raise CommandError(f"{option} must be at least {lowest:g}, got {value}", 2)
+
+
+def _in_range(value: float, lowest: float, highest: float, option: str) -> None:
+    if not lowest <= value <= highest:  # also refuses NaN
+        raise CommandError(f"{option} must be in [{lowest:g}, {highest:g}], got {value}", 2)
+
+
+#: options a resumed run accepts; everything else comes from the run's config.yaml
+RESUME_OPTIONS = "--ae-steps, --cinn-steps, --stage, --device, -q"
+
+
 # --------------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    from net2fair.config import load_config
+    from net2fair.config import load_config, validate_config
     from net2fair.training.run import train
 
     files = [a for a in args.items if "=" not in a]
     overrides = [a for a in args.items if "=" in a]
-    seen: set[str] = set()
-    for spec in args.domain or []:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise CommandError(f"--domain expects NAME=DIR, got '{spec}'", 2)
-        if name in seen:
-            # a later override would silently replace the first folder
-            raise CommandError(f"--domain '{name}' given twice; dataset names must differ", 2)
-        seen.add(name)
-        overrides.append(f"data.domains.{name}={Path(folder).resolve()}")
-    if args.resolution is not None:
-        overrides.append(f"data.resolution={args.resolution}")
-    if args.ae_steps is not None:
-        overrides.append(f"train.autoencoder.steps={args.ae_steps}")
-    if args.cinn_steps is not None:
-        overrides.append(f"train.cinn.steps={args.cinn_steps}")
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    cfg = load_config(files, overrides)
+    for option, value in (("--ae-steps", args.ae_steps), ("--cinn-steps", args.cinn_steps)):
+        if value is not None:
+            _at_least(value, 0, option)
     if args.resume:
+        given = [f"'{a}'" for a in args.items]
+        given += [
+            option
+            for option, value in (
+                ("--domain", args.domain),
+                ("--resolution", args.resolution),
+                ("--seed", args.seed),
+                ("--out", args.out),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CommandError(
+                f"--resume {args.resume} continues the run with its own config.yaml; "
+                f"{', '.join(given)} cannot change it (with --resume only {RESUME_OPTIONS} "
+                "are allowed; start a new run with --out to change the rest)",
+                2,
+            )
         result = train(
-            cfg if (args.ae_steps or args.cinn_steps) else None,
             resume=args.resume,
             stage=args.stage,
             device=args.device,
             progress=not args.quiet,
+            autoencoder_steps=args.ae_steps,
+            cinn_steps=args.cinn_steps,
         )
     else:
+        seen: set[str] = set()
+        for spec in args.domain or []:
+            name, sep, folder = spec.partition("=")
+            if not sep or not name or not folder:
+                raise CommandError(f"--domain expects NAME=DIR, got '{spec}'", 2)
+            if name in seen:
+                # a later override would silently replace the first folder
+                raise CommandError(f"--domain '{name}' given twice; dataset names must differ", 2)
+            seen.add(name)
+        if args.resolution is not None:
+            overrides.append(f"data.resolution={args.resolution}")
+        if args.seed is not None:
+            overrides.append(f"seed={args.seed}")
+        cfg = load_config(files, overrides, validate=False)
+        # set directly, not as data.domains.NAME=DIR overrides: a name with a dot would
+        # become a nested key, and '..' an empty one
+        for spec in args.domain or []:
+            name, _, folder = spec.partition("=")
+            cfg.data.domains[name] = str(Path(folder).resolve())
+        validate_config(cfg)
         out = args.out or f"runs/{cfg.name}"
-        result = train(cfg, out=out, stage=args.stage, device=args.device, progress=not args.quiet)
+        result = train(
+            cfg,
+            out=out,
+            stage=args.stage,
+            device=args.device,
+            progress=not args.quiet,
+            autoencoder_steps=args.ae_steps,
+            cinn_steps=args.cinn_steps,
+        )
     import os
 
     if os.environ.get("RANK", "0") != "0":
@@ -167,17 +239,18 @@ def cmd_project(args: argparse.Namespace) -> int:
     import torch
 
     from net2fair.data.images import save_image_atomic
+    from net2fair.fileio import safe_join, staged_folder
     from net2fair.viz import image_grid
 
+    _in_range(args.alpha, 0.0, 1.0, "--alpha")
+    _in_range(args.batch_size, 1, MAX_BATCH, "--batch-size")
+    out = _check_out(args.out, "project", inputs=[args.images])
     torch.manual_seed(args.seed)
     t = _load_model(args.model, args.device)
     source = _check_domain(t, args.source)
     targets = (
         t.domains if (not args.to or "all" in args.to) else [_check_domain(t, d) for d in args.to]
     )
-    if not 0.0 <= args.alpha <= 1.0:
-        raise CommandError(f"--alpha must be in [0, 1], got {args.alpha}", 2)
-    out = Path(args.out)
     images, stats = _read_images(args.images, t.resolution, args.quiet)
     overview: list[list] = []
     used_names: set[Path] = set()
@@ -190,18 +263,21 @@ def cmd_project(args: argparse.Namespace) -> int:
         used_names.add(name)
         return name
 
-    for batch in _batched(images, args.batch_size):
-        rels = [out_name(r) for r, _ in batch]
-        x = torch.stack([x for _, x in batch]).to(t.device)
-        proj = t.project(x, source=source, targets=targets, alpha=args.alpha)
-        for i, rel in enumerate(rels):
-            for name in targets:
-                save_image_atomic(proj[name][i].cpu(), out / name / rel)
-            if len(overview) < 16:
-                overview.append([x[i].cpu(), *[proj[n][i].cpu() for n in targets]])
-    if stats["ok"] == 0:
-        raise CommandError(f"no usable image in {args.images} ({stats['skipped']} skipped)")
-    image_grid(overview, col_labels=[f"input ({source})", *targets]).save(out / "overview.png")
+    # Built aside and renamed into place at the end: an interrupted run leaves nothing.
+    with staged_folder(out, "project", inputs=[args.images]) as tmp:
+        for batch in _batched(images, args.batch_size):
+            rels = [out_name(r) for r, _ in batch]
+            x = torch.stack([x for _, x in batch]).to(t.device)
+            proj = t.project(x, source=source, targets=targets, alpha=args.alpha)
+            for i, rel in enumerate(rels):
+                for name in targets:
+                    save_image_atomic(proj[name][i].cpu(), safe_join(tmp, name, rel))
+                if len(overview) < OVERVIEW_ROWS:
+                    overview.append([x[i].cpu(), *[proj[n][i].cpu() for n in targets]])
+        if stats["ok"] == 0:
+            raise CommandError(f"no usable image in {args.images} ({stats['skipped']} skipped)")
+        grid = image_grid(overview, col_labels=[f"input ({source})", *targets])
+        grid.save(tmp / "overview.png")
     print(
         f"projected {stats['ok']} image(s) from '{source}' to {', '.join(targets)}; "
         f"skipped {stats['skipped']}; written to {out}"
@@ -211,23 +287,45 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------- sample
 def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
     from net2fair.data.images import save_image_atomic
+    from net2fair.fileio import safe_join, staged_folder
     from net2fair.viz import image_grid
 
+    _at_least(args.n, 1, "-n")
+    _in_range(args.batch_size, 1, MAX_BATCH, "--batch-size")
+    if not (0 < args.temperature <= MAX_TEMPERATURE):  # also refuses NaN
+        raise CommandError(
+            f"--temperature must be in (0, {MAX_TEMPERATURE:g}], got {args.temperature}", 2
+        )
+    out = _check_out(args.out, "sample")
     t = _load_model(args.model, args.device)
     domains = t.domains if args.domain in (None, "all") else [_check_domain(t, args.domain)]
-    if args.n < 1:
-        raise CommandError(f"-n must be at least 1, got {args.n}", 2)
-    out = Path(args.out)
-    shared = t.sample_shared(domains, n=args.n, temperature=args.temperature, seed=args.seed)
-    for name in domains:
-        for i, img in enumerate(shared[name].cpu()):
-            save_image_atomic(img, out / name / f"sample_{i:04d}.png")
-    rows = [[shared[d][i].cpu() for d in domains] for i in range(args.n)]
-    image_grid(rows, col_labels=domains).save(out / "samples.png")
+    width = max(4, len(str(args.n - 1)))
+    generator = torch.Generator().manual_seed(args.seed)  # batches continue one stream
+    rows: list[list] = []
+    with staged_folder(out, "sample") as tmp:
+        starts = range(0, args.n, args.batch_size)
+        for start in tqdm(
+            starts, desc="samples", disable=args.quiet, dynamic_ncols=True, file=sys.stderr
+        ):
+            b = min(args.batch_size, args.n - start)
+            shared = t.sample_shared(
+                domains, n=b, temperature=args.temperature, generator=generator
+            )
+            for name in domains:
+                for i, img in enumerate(shared[name].cpu()):
+                    path = safe_join(tmp, name, f"sample_{start + i:0{width}d}.png")
+                    save_image_atomic(img, path)
+            for i in range(min(b, OVERVIEW_ROWS - len(rows))):
+                rows.append([shared[d][i].cpu() for d in domains])
+        image_grid(rows, col_labels=domains).save(tmp / "samples.png")
+    shown = f"; samples.png shows the first {len(rows)}" if args.n > len(rows) else ""
     print(
         f"wrote {args.n} sample(s) for {', '.join(domains)} to {out} "
-        f"(each row of samples.png shares one residual)"
+        f"(each row of samples.png shares one residual{shown})"
     )
     return 0
 
@@ -235,11 +333,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
     from net2fair.data.synthetic import write_benchmark
+    from net2fair.fileio import staged_folder
 
+    _at_least(args.n, 1, "--n")
+    _in_range(args.resolution, 32, 256, "--resolution")
+    out = _check_out(args.out, "synth")
     t0 = time.perf_counter()
-    folders = write_benchmark(
-        args.out, n=args.n, resolution=args.resolution, seed=args.seed, progress=not args.quiet
-    )
+    with staged_folder(out, "synth") as tmp:
+        folders = write_benchmark(
+            tmp, n=args.n, resolution=args.resolution, seed=args.seed, progress=not args.quiet
+        )
     dt = time.perf_counter() - t0
     print(
         f"wrote {args.n} images for each of {', '.join(folders)} at {args.resolution} px "
@@ -249,11 +352,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------- report
-def _write_folder(write: Callable, obj: object, out: str, what: str, refused: type) -> Path:
+def _write_folder(
+    write: Callable, obj: object, out: str, what: str, refused: type, inputs: list[str]
+) -> Path:
     """Write a report or audit folder; a refused folder or a full disk is a one-line error
     (the writers remove their half-built folder, so nothing was changed)."""
     try:
-        return write(obj, out)
+        return write(obj, out, inputs=inputs)
     except refused as e:
         raise CommandError(str(e).splitlines()[0]) from None
     except OSError as e:
@@ -268,11 +373,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from net2fair import report
     from net2fair.training.engine import resolve_device
 
+    if args.max_images is not None:
+        _at_least(args.max_images, 1, "--max-images")
+    if not Path(args.images).exists():
+        raise CommandError(f"{args.images}: no such file or folder", 2)
+    _check_out(args.out, "report", inputs=[args.images])
     t = _load_model(args.model, args.device)
     source = _check_domain(t, args.source)
     targets = "all" if (not args.to or "all" in args.to) else [_check_domain(t, d) for d in args.to]
-    if not Path(args.images).exists():
-        raise CommandError(f"{args.images}: no such file or folder", 2)
     try:
         rep = report.build(
             t,
@@ -288,7 +396,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise CommandError(str(e).splitlines()[0]) from None
-    out = _write_folder(report.write, rep, args.out, "report", report.ReportWriteError)
+    out = _write_folder(
+        report.write, rep, args.out, "report", report.ReportWriteError, [args.images]
+    )
     for line in rep.sentences():
         print(line)
     print(
@@ -312,21 +422,29 @@ def cmd_audit(args: argparse.Namespace) -> int:
         except ValueError:
             msg = f"--alpha must be a number or 'auto', got {args.alpha!r}"
             raise CommandError(msg, 2) from None
-        if not alpha >= 0:
-            raise CommandError(f"--alpha must be >= 0, got {args.alpha}", 2)
+        if not 0 <= alpha <= MAX_AUDIT_ALPHA:  # inf gives NaN weights, NaN is no number
+            raise CommandError(
+                f"--alpha must be 'auto' or a number in [0, {MAX_AUDIT_ALPHA:g}], got {args.alpha}",
+                2,
+            )
     if not 0 < args.min_ess <= 1:
         raise CommandError(f"--min-ess must be in (0, 1], got {args.min_ess}", 2)
-    if not args.clip >= 1:
-        raise CommandError(f"--clip must be >= 1 (the weights have mean 1), got {args.clip}", 2)
+    if not 1 <= args.clip < math.inf:
+        raise CommandError(
+            f"--clip must be a finite number >= 1 (the weights have mean 1), got {args.clip}", 2
+        )
+    if not math.isfinite(args.flag_margin):
+        raise CommandError(f"--flag-margin must be a finite number, got {args.flag_margin}", 2)
     if args.max_images is not None and args.max_images < 1:
         raise CommandError(f"--max-images must be >= 1, got {args.max_images}", 2)
+    if not Path(args.images).exists():
+        raise CommandError(f"{args.images}: no such file or folder", 2)
+    _check_out(args.out, "audit", inputs=[args.images])
     t = _load_model(args.model, args.device)
     domain = _check_domain(t, args.domain)
     compare = None
     if args.to:
         compare = "all" if "all" in args.to else [_check_domain(t, d) for d in args.to]
-    if not Path(args.images).exists():
-        raise CommandError(f"{args.images}: no such file or folder", 2)
     try:
         a = audit.run(
             t,
@@ -346,7 +464,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise CommandError(str(e).splitlines()[0]) from None
-    out = _write_folder(audit.write, a, args.out, "audit", audit.AuditWriteError)
+    out = _write_folder(audit.write, a, args.out, "audit", audit.AuditWriteError, [args.images])
     for line in a.sentences():
         print(line)
     print(
@@ -361,6 +479,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from net2fair.demo import run_demo
     from net2fair.training.engine import resolve_device
 
+    _in_range(args.n, 1, MAX_EVAL_FACES, "--n")
+    _check_out(args.out, "demo")
     t0 = time.perf_counter()
     result = run_demo(
         args.out, model=args.model, n=args.n, seed=args.seed, device=resolve_device(args.device)
@@ -383,6 +503,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- benchmark
+def _is_benchmark_json(path: Path) -> bool:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"pairs", "model"} <= set(data)
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     import os
 
@@ -392,12 +522,17 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from net2fair.data.synthetic import DOMAINS
     from net2fair.training.checkpoint import atomic_write
 
-    if args.n < 1:
-        raise CommandError(f"--n must be at least 1, got {args.n}", 2)
+    _in_range(args.n, 1, MAX_EVAL_FACES, "--n")
     if args.json:  # refuse an unusable destination before the work, not after
         dest = Path(args.json)
         if dest.is_dir():
             raise CommandError(f"{dest}: --json names a folder; give a file name", 2)
+        if dest.exists() and not _is_benchmark_json(dest):
+            raise CommandError(
+                f"{dest}: exists and is not an earlier benchmark result; --json replaces only "
+                "those: give a new file name",
+                2,
+            )
         parent = next(p for p in (dest.parent, *dest.parent.parents) if p.exists())
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise CommandError(f"{dest}: cannot write here ({parent} is not a writable folder)")
@@ -462,7 +597,40 @@ def cmd_view(args: argparse.Namespace) -> int:
         cmd += ["--models-dir", args.models_dir]
     if args.examples:
         cmd += ["--examples", args.examples]
-    return subprocess.call(cmd)
+    proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
+
+    def stop(signum: int, frame: object) -> None:
+        # the server is our child: stopping `net2fair view` stops it too, never orphaned
+        proc.terminate()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                proc.terminate()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _die_with_parent() -> None:
+    """In the viewer's server process (Linux): get SIGTERM when `net2fair view` dies,
+    even by SIGKILL, so no server is left listening."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+        except (OSError, AttributeError):
+            pass
 
 
 # ---------------------------------------------------------------------------------- main
@@ -531,7 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--domain", action="append", metavar="NAME=DIR", help="a dataset: name and image folder"
     )
     p.add_argument("--resolution", type=int, help="image size (power of two, 32-256)")
-    p.add_argument("--out", help="run folder (default runs/<name>)")
+    p.add_argument(
+        "--out", help="run folder, new or empty (default runs/<name>); --resume continues one"
+    )
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
     p.add_argument(
         "--stage",
@@ -554,8 +724,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--alpha", type=float, default=1.0, help="strength: 0 = input, 1 = full projection"
     )
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", required=True, help=OUT_HELP)
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
     _common(p)
 
     p = add(
@@ -569,7 +739,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--temperature", type=float, default=1.0, help="scale of the residual (lower: more typical)"
     )
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help=OUT_HELP)
+    p.add_argument("--batch-size", type=int, default=64, help="samples per batch")
     _common(p)
 
     p = add(
@@ -577,7 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
         "write the synthetic benchmark (photo, portrait, anime) as image folders",
         cmd_synth,
     )
-    p.add_argument("out", help="output folder")
+    p.add_argument("out", help=OUT_HELP)
     p.add_argument("--n", type=int, default=1000, help="images per dataset")
     p.add_argument("--resolution", type=int, default=64)
     _common(p)
@@ -587,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", help="an image file or a folder (recursive)")
     p.add_argument("--from", dest="source", required=True, help="the dataset the images come from")
     p.add_argument("--to", action="append", help="target dataset (repeatable) or 'all' (default)")
-    p.add_argument("--out", required=True, help="report folder (written atomically)")
+    p.add_argument("--out", required=True, help=OUT_HELP)
     p.add_argument("--max-images", type=int, default=None, help="use at most this many images")
     p.add_argument(
         "--layout",
@@ -606,7 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model folder, or 'demo'")
     p.add_argument("images", help="the dataset's image folder (recursive) or one image")
     p.add_argument("--domain", required=True, help="the dataset these images belong to")
-    p.add_argument("--out", required=True, help="audit folder (written atomically)")
+    p.add_argument("--out", required=True, help=OUT_HELP)
     p.add_argument(
         "--alpha",
         default="auto",
@@ -640,7 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = add("demo", "the main job on the shipped demo model and a fresh synthetic set", cmd_demo)
-    p.add_argument("--out", default="net2fair-demo", help="output folder")
+    p.add_argument("--out", default="net2fair-demo", help=OUT_HELP)
     p.add_argument("--n", type=int, default=60, help="evaluation faces per dataset")
     p.add_argument("--model", default="demo", help=argparse.SUPPRESS)
     _common(p)
@@ -721,9 +892,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         from net2fair.config import ConfigError
         from net2fair.models.translator import UnknownDomainError
+        from net2fair.training.run import RunFolderError
 
         if isinstance(e, _known_errors()):
-            code = 2 if isinstance(e, (ConfigError, UnknownDomainError)) else 1
+            code = 2 if isinstance(e, (ConfigError, UnknownDomainError, RunFolderError)) else 1
             print(
                 f"net2fair: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
                 file=sys.stderr,

@@ -24,8 +24,8 @@ import torch
 from net2fair.benchmark import BenchmarkResult, format_table, load_estimators, run_benchmark
 from net2fair.data.images import save_image_atomic, uint8_to_tensor
 from net2fair.data.synthetic import render_batch
+from net2fair.fileio import check_output_folder, staged_folder
 from net2fair.models.translator import Translator
-from net2fair.training.checkpoint import atomic_write
 from net2fair.viz import image_grid
 
 logger = logging.getLogger(__name__)
@@ -69,10 +69,21 @@ def run_demo(
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> DemoResult:
-    """Run the demo end to end and write its outputs into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the demo end to end and write its outputs into ``out``.
+
+    ``out`` is built aside and renamed into place at the end; it must be new, empty or an
+    earlier demo output (see :func:`net2fair.fileio.check_output_folder`).
+    """
+    out = check_output_folder(out, "demo")
     t = Translator.load(model, device=device)
+    with staged_folder(out, "demo") as tmp:
+        result, lines, sentences = _write_demo(t, tmp, n=n, seed=seed)
+    return DemoResult(out, result, lines, sentences)
+
+
+def _write_demo(
+    t: Translator, out: Path, *, n: int, seed: int
+) -> tuple[BenchmarkResult, list[str], list[str]]:
     torch.manual_seed(seed)
     rows, labels = [], []
     for d in t.domains:
@@ -83,21 +94,20 @@ def run_demo(
             rows.append([x[i].cpu(), *[proj[b][i].cpu() for b in t.domains]])
             labels.append(d)
     grid = image_grid(rows, col_labels=["input", *t.domains], row_labels=labels, scale=2)
-    atomic_write(out / "projections.png", lambda p: grid.save(p, format="PNG"))
+    grid.save(out / "projections.png", format="PNG")
     shared = t.sample_shared("all", n=4, temperature=0.8, seed=seed)
     sheet = image_grid(
         [[shared[d][i].cpu() for d in t.domains] for i in range(4)], col_labels=t.domains, scale=2
     )
-    atomic_write(out / "samples.png", lambda p: sheet.save(p, format="PNG"))
+    sheet.save(out / "samples.png", format="PNG")
 
     estimators = load_estimators(t.device)
     result = run_benchmark(t, estimators=estimators, n=n, seed=seed)
     lines = headlines(result)
     table = format_table(result)
     text = "# net2fair demo\n\n" + "\n".join(f"- {h}" for h in lines) + "\n\n" + table + "\n"
-    atomic_write(out / "summary.md", lambda p: p.write_text(text))
-    payload = result.to_json()
-    atomic_write(out / "summary.json", lambda p: p.write_text(payload))
+    (out / "summary.md").write_text(text, encoding="utf-8")
+    (out / "summary.json").write_text(result.to_json(), encoding="utf-8")
 
     # The bias report on the photo dataset's faces: the dataset whose priors are uniform
     # over skin tones, so every other dataset's bias shows as a shift away from it.
@@ -105,13 +115,11 @@ def run_demo(
     from net2fair.benchmark import EVAL_SEED_OFFSET
 
     faces, _ = render_batch("photo", n, t.resolution, seed=seed + EVAL_SEED_OFFSET)
-    paths = [
+    for i, img in enumerate(uint8_to_tensor(faces)):
         save_image_atomic(img, out / "faces" / "photo" / f"{i:04d}.png")
-        for i, img in enumerate(uint8_to_tensor(faces))
-    ]
     rep = report.build(
         t,
-        paths,
+        out / "faces" / "photo",
         source="photo",
         targets="all",
         seed=seed,
@@ -119,5 +127,7 @@ def run_demo(
         estimators=estimators,
         command=f"net2fair demo --n {n} --seed {seed}",
     )
+    # the folder is being built under a staging name: name it as the user will find it
+    rep.data["input"] = "faces/photo (beside this report's folder)"
     report.write(rep, out / "report")
-    return DemoResult(out, result, lines, rep.sentences())
+    return result, lines, rep.sentences()

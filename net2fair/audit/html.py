@@ -13,19 +13,19 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from net2fair.audit.core import Audit, AuditImage
-from net2fair.fileio import write_folder_atomically
+from net2fair.fileio import OutputError, staged_folder
 from net2fair.report.changes import write_change_figure
 from net2fair.report.html import (
     _csv_value,
     _data_uri_png,
     _figure,
     changes_section,
-    check_replaceable,
     esc,
     page_start,
     provenance_section,
@@ -36,25 +36,21 @@ logger = logging.getLogger(__name__)
 AUDIT_FILES = ("index.html", "audit.json", "weights.csv")
 
 
-class AuditWriteError(RuntimeError):
-    """The output folder cannot be used; the message says why."""
+#: the writer's refusals (kept as a name of its own for callers that catch it)
+AuditWriteError = OutputError
 
 
-def _check_out_dir(out: Path) -> None:
-    check_replaceable(out, "audit.json", "audit", AuditWriteError)
-
-
-def write(audit: Audit, out_dir: str | Path) -> Path:
+def write(audit: Audit, out_dir: str | Path, *, inputs: Sequence[str | Path] = ()) -> Path:
     """Write the audit folder atomically (built beside ``out_dir``, renamed at the end) and
-    return its path. An existing ``out_dir`` is replaced only if empty or an earlier audit.
+    return its path. An existing ``out_dir`` is replaced only if it is empty or holds
+    nothing but an earlier audit.
 
     Raises:
-        AuditWriteError: ``out_dir`` is a file, or a non-empty folder that is not an audit.
+        AuditWriteError: ``out_dir`` is a file, lies inside one of ``inputs``, or holds
+            anything but an earlier audit.
     """
     out = Path(out_dir).absolute()
-    _check_out_dir(out)
-
-    def fill(tmp: Path) -> None:
+    with staged_folder(out, "audit", inputs=inputs) as tmp:
         (tmp / "charts").mkdir()
         charts = write_charts(audit, tmp / "charts")
         changes = None
@@ -65,9 +61,6 @@ def write(audit: Audit, out_dir: str | Path) -> Path:
         text = json.dumps(audit.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
         (tmp / "audit.json").write_text(text + "\n", encoding="utf-8")
         (tmp / "index.html").write_text(render_html(audit, charts, changes), encoding="utf-8")
-        _check_out_dir(out)
-
-    write_folder_atomically(out, fill)
     logger.info("wrote audit to %s", out)
     return out
 

@@ -1228,7 +1228,7 @@ def write_benchmark(
                 writer.writerows(rows)
 
         _atomic_write(folder / "labels.csv", write_csv)
-        logger.info("wrote %d %s faces at %d px to %s", n, domain, resolution, folder)
+        logger.debug("wrote %d %s faces at %d px to %s", n, domain, resolution, folder)
         folders[domain] = folder
     return folders
 

@@ -275,7 +275,9 @@ class AttributeEstimator(nn.Module):
             cfg["weights_sha256"] = sha256_file(tmp / WEIGHTS_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
 
-        path = write_folder_atomically(path, fill)
+        path = write_folder_atomically(
+            path, fill, command="estimators", legacy=(CONFIG_FILE, WEIGHTS_FILE)
+        )
         logger.info("saved attribute estimator to %s", path)
         return path
 

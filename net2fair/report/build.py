@@ -34,6 +34,7 @@ from net2fair.data.images import (
     uint8_to_tensor,
 )
 from net2fair.data.synthetic import DOMAINS
+from net2fair.fileio import display_path
 from net2fair.models.translator import Translator, resolve_model_path
 from net2fair.report.changes import ChangeAccumulator, ChangeMap
 from net2fair.report.measures import (
@@ -317,12 +318,12 @@ def _collect_paths(
         paths, problems = list_images(root)
         problems = [(p, r) for p, r in problems if not r.endswith("scanning it")]
         if root.is_dir():
-            names = [p.relative_to(root).as_posix() for p in paths]
+            names = [display_path(p.relative_to(root).as_posix()) for p in paths]
         else:
-            names = [p.name for p in paths]
-        return paths, names, problems, str(root)
+            names = [display_path(p.name) for p in paths]
+        return paths, names, problems, display_path(root)
     paths = [Path(p) for p in images]
-    return paths, [str(p) for p in paths], [], f"{len(paths)} files"
+    return paths, [display_path(p) for p in paths], [], f"{len(paths)} files"
 
 
 def resolve_estimators(estimators: Any, layout: str, device: torch.device) -> Any:
@@ -365,7 +366,7 @@ def plan_inputs(
     skipped: list[dict[str, str]] = []
     for p, reason in problems:
         logger.warning("skipped %s: %s", p, reason)
-        skipped.append({"file": str(p), "reason": reason})
+        skipped.append({"file": display_path(p), "reason": display_path(reason)})
     order = list(range(len(paths)))
     sampled = max_images is not None and len(paths) > max_images
     if sampled:
@@ -470,7 +471,7 @@ def stream_batches(
             arr = to_uint8_array(load_image(paths[idx], size_hint=resolution), resolution)
         except ImageError as e:
             logger.warning("skipped %s: %s", e.path, e.reason)
-            skipped.append({"file": str(e.path), "reason": e.reason})
+            skipped.append({"file": display_path(e.path), "reason": display_path(e.reason)})
             continue
         batch.append(arr)
         batch_names.append(names[idx])

@@ -21,9 +21,6 @@ import io
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from net2fair.fileio import current_umask
+from net2fair.fileio import OutputError, staged_folder
 from net2fair.report.build import GalleryItem, Report, Shift, TargetReport
 from net2fair.report.changes import ChangeMap, write_change_figure
 from net2fair.report.measures import ITA_BAND_NAMES, number_formatter
@@ -42,8 +39,8 @@ logger = logging.getLogger(__name__)
 REPORT_FILES = ("index.html", "report.json", "per_image.csv")
 
 
-class ReportWriteError(RuntimeError):
-    """The output folder cannot be used; the message says why."""
+#: the writer's refusals (kept as a name of its own for callers that catch it)
+ReportWriteError = OutputError
 
 
 def esc(value: object) -> str:
@@ -51,58 +48,20 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-# ----------------------------------------------------------------------------- atomic
-
-
-def check_replaceable(out: Path, marker: str, what: str, error: type[Exception]) -> None:
-    """Raise ``error`` unless ``out`` is absent, an empty folder, or an earlier output
-    (a folder holding ``marker``): replacing a folder deletes it."""
-    if out.exists() or out.is_symlink():
-        if not out.is_dir() or out.is_symlink():
-            raise error(f"{out}: exists and is not a folder; choose another output")
-        if any(out.iterdir()) and not (out / marker).is_file():
-            raise error(
-                f"{out}: folder exists, is not empty and holds no {marker}; "
-                f"choose a new output folder (an earlier {what} there would be replaced)"
-            )
-
-
-def _check_out_dir(out: Path) -> None:
-    check_replaceable(out, "report.json", "report", ReportWriteError)
-
-
-def write(report: Report, out_dir: str | Path) -> Path:
+def write(report: Report, out_dir: str | Path, *, inputs: Sequence[str | Path] = ()) -> Path:
     """Write the report folder atomically and return its path.
 
-    The folder is built as a hidden temporary folder beside ``out_dir`` and renamed into
+    The folder is built as a hidden staging folder beside ``out_dir`` and renamed into
     place at the end; an existing ``out_dir`` is replaced only then, and only if it is
-    empty or an earlier report (it holds ``report.json``).
+    empty or holds nothing but an earlier report (the files its manifest lists).
 
     Raises:
-        ReportWriteError: ``out_dir`` is a file, or a non-empty folder that is not a
-            report.
+        ReportWriteError: ``out_dir`` is a file, lies inside one of ``inputs``, or is a
+            folder holding anything but an earlier report.
     """
-    # absolute: "." or "out/" must still have a name and a parent to build beside
     out = Path(out_dir).absolute()
-    _check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        # mkdtemp makes the folder private (0700); a report folder gets the usual
-        # permissions, as mkdir would give it.
-        os.chmod(tmp, 0o777 & ~current_umask())
+    with staged_folder(out, "report", inputs=inputs) as tmp:
         _write_all(report, tmp)
-        _check_out_dir(out)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "report")
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("wrote report to %s", out)
     return out
 
@@ -651,7 +610,6 @@ caveats</a> · <a href="#provenance">provenance</a></p>
 __all__ = [
     "ReportWriteError",
     "changes_section",
-    "check_replaceable",
     "esc",
     "provenance_section",
     "render_html",

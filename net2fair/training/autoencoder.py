@@ -22,7 +22,7 @@ from net2fair.models.equivariance import (
 )
 from net2fair.models.losses import AutoencoderLoss
 from net2fair.models.translator import build_autoencoder
-from net2fair.training.checkpoint import CsvLog, load_checkpoint, save_checkpoint
+from net2fair.training.checkpoint import CsvLog, load_checkpoint, restore, save_checkpoint
 from net2fair.training.engine import (
     Runtime,
     StepBatchSampler,
@@ -164,10 +164,8 @@ def train_autoencoder(
     metrics: dict[str, float] = {}
     if ckpt_path.exists() and resume:
         state = load_checkpoint(ckpt_path, rt.device)
-        ae.load_state_dict(state["model"])
-        disc.load_state_dict(state["disc"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+        for module, key in ((ae, "model"), (disc, "disc"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+            restore(module, state, key, ckpt_path)
         start = int(state["step"])
         metrics = dict(state.get("metrics", {}))
         torch.set_rng_state(state["rng"])

@@ -10,42 +10,27 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from net2fair.fileio import current_umask
+from net2fair.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckpointError",
+    "CsvLog",
+    "atomic_write",
+    "load_checkpoint",
+    "restore",
+    "save_checkpoint",
+]
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be written or read; the message names the file."""
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)`` then atomically rename ``tmp_path`` to ``path``.
-
-    The file gets the permissions a plain ``open(path, "w")`` would give (mkstemp makes it
-    owner-only), so outputs stay readable to whoever could read the folder.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~current_umask())
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -64,6 +49,19 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except Exception as e:  # corrupt zip, refused pickle, ...
         raise CheckpointError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0]})") from None
+
+
+def restore(module: Any, state: dict[str, Any], key: str, path: Path) -> None:
+    """``module.load_state_dict(state[key])`` (a module or an optimiser), or a one-line
+    :class:`CheckpointError` when the checkpoint does not fit (a changed config)."""
+    try:
+        module.load_state_dict(state[key])
+    except (KeyError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: does not match the run's config.yaml ({key}: {first[:200]}); was "
+            "config.yaml edited? Restore it, or start a new run with --out"
+        ) from None
 
 
 class CsvLog:

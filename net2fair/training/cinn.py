@@ -26,7 +26,13 @@ from net2fair.models.autoencoder import Autoencoder
 from net2fair.models.flow import ConditionalFlow
 from net2fair.models.translator import build_flow
 from net2fair.training.autoencoder import check_finite
-from net2fair.training.checkpoint import CsvLog, atomic_write, load_checkpoint, save_checkpoint
+from net2fair.training.checkpoint import (
+    CsvLog,
+    atomic_write,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+)
 from net2fair.training.engine import Runtime, batch_indices, lr_at, step_generator
 
 logger = logging.getLogger(__name__)
@@ -263,8 +269,8 @@ def train_cinn(
         logger.info("cinn: the autoencoder changed since %s; stage 2 starts again", ckpt_path)
         state = None
     if state is not None:
-        flow.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        restore(flow, state, "model", ckpt_path)
+        restore(opt, state, "opt", ckpt_path)
         start = int(state["step"])
         metrics = dict(state.get("metrics", {}))
         torch.set_rng_state(state["rng"])

@@ -24,9 +24,10 @@ from PIL import Image
 from net2fair import __version__
 from net2fair.config import Config, ConfigError, config_from_yaml_text, to_yaml
 from net2fair.data.datasets import MultiDomainDataset
+from net2fair.fileio import MANIFEST, atomic_write, is_within, read_manifest
 from net2fair.models.translator import Translator, resolve_model_path
 from net2fair.training.autoencoder import train_autoencoder
-from net2fair.training.checkpoint import atomic_write, load_checkpoint
+from net2fair.training.checkpoint import load_checkpoint
 from net2fair.training.cinn import (
     autoencoder_fingerprint,
     latent_cache,
@@ -45,6 +46,10 @@ class RunError(RuntimeError):
     """A run folder problem (exists already, nothing to resume, ...)."""
 
 
+class RunFolderError(RunError):
+    """The run folder given cannot be used (a usage mistake: exit code 2 on the CLI)."""
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -52,11 +57,60 @@ class RunResult:
     metrics: dict
 
 
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a training run folder (written by :func:`train`)."""
+    path = Path(path)
+    if not (path / "config.yaml").is_file() or (path / "model.safetensors").exists():
+        return False
+    manifest = read_manifest(path)
+    if manifest is not None:
+        return manifest.get("command") == "train"
+    # runs from before the marker: a stage folder or a latent cache beside the config
+    return any((path / n).exists() for n in ("autoencoder", "cinn", "latents_train.safetensors"))
+
+
 def load_run_config(run_dir: Path) -> Config:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise RunError(f"{run_dir}: not a run folder (no config.yaml to resume from)")
-    return config_from_yaml_text(path.read_text(), str(path))
+    """The saved config of a run folder; a folder that is not a run is refused."""
+    run_dir = Path(run_dir)
+    if (run_dir / "model.safetensors").is_file():
+        hint = f" (its run is {run_dir.parent})" if is_run_folder(run_dir.parent) else ""
+        raise RunFolderError(
+            f"{run_dir}: is a model folder, not a run folder{hint}; resume the run folder"
+        )
+    if not is_run_folder(run_dir):
+        raise RunFolderError(f"{run_dir}: not a run folder (no run config.yaml to resume from)")
+    path = run_dir / "config.yaml"
+    return config_from_yaml_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def check_new_run_folder(run_dir: Path, cfg: Config) -> None:
+    """A fresh run needs an absent or empty folder outside every dataset folder.
+
+    Raises:
+        RunFolderError: it holds a run already, or anything else (nothing of the user's is
+            written over), or it lies inside a dataset folder or holds one.
+    """
+    run_dir = Path(run_dir)
+    for name, folder in cfg.data.domains.items():
+        src = Path(folder)
+        if src.exists() and (is_within(run_dir, src) or is_within(src, run_dir)):
+            where = "lies inside" if is_within(run_dir, src) else "holds"
+            raise RunFolderError(
+                f"{run_dir}: the run folder {where} the '{name}' dataset folder {src}; "
+                "choose a run folder apart from the data"
+            )
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise RunFolderError(f"{run_dir}: exists and is not a folder; choose another --out")
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return
+    if is_run_folder(run_dir):
+        raise RunFolderError(
+            f"{run_dir}: already holds a run; use --resume {run_dir} or another --out"
+        )
+    raise RunFolderError(
+        f"{run_dir}: folder exists and is not empty (and is not a net2fair run); a run needs a "
+        "new or empty folder: choose another --out"
+    )
 
 
 def _load_datasets(cfg: Config, progress: bool) -> tuple[MultiDomainDataset, MultiDomainDataset]:
@@ -124,29 +178,41 @@ def train(
     stage: str = "all",
     device: str = "auto",
     progress: bool = True,
+    autoencoder_steps: int | None = None,
+    cinn_steps: int | None = None,
 ) -> RunResult:
     """Train both stages (or one) into a run folder; return where the model was written.
 
-    ``resume`` continues the run folder it names with its saved config (``cfg`` then only
-    supplies new step counts). Without it, ``out`` must not hold a run already.
+    A new run (``cfg`` and ``out``) needs an absent or empty ``out``. ``resume`` continues
+    the run folder it names with its own saved config: ``cfg`` must then be None, and only
+    the step counts may change (``autoencoder_steps``, ``cinn_steps``: extend a run).
     """
     if stage not in STAGES:
         raise ConfigError(f"--stage must be one of {', '.join(STAGES)}, got '{stage}'")
+    for name, value in (("autoencoder_steps", autoencoder_steps), ("cinn_steps", cinn_steps)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{name} must be >= 0, got {value}")
     if resume is not None:
+        if cfg is not None or out is not None:
+            raise ConfigError(
+                "a resumed run uses its own config.yaml: give no config or output folder "
+                "(only the step counts may change)"
+            )
         run_dir = Path(resume)
-        saved = load_run_config(run_dir)
-        if cfg is not None:  # allow extending a run: take the new step counts
-            saved.train.autoencoder.steps = cfg.train.autoencoder.steps
-            saved.train.cinn.steps = cfg.train.cinn.steps
-        cfg = saved
+        cfg = load_run_config(run_dir)
+        if autoencoder_steps is not None:
+            cfg.train.autoencoder.steps = autoencoder_steps
+        if cinn_steps is not None:
+            cfg.train.cinn.steps = cinn_steps
     else:
         if cfg is None or out is None:
             raise ConfigError("train needs a config and an output folder")
+        if autoencoder_steps is not None:
+            cfg.train.autoencoder.steps = autoencoder_steps
+        if cinn_steps is not None:
+            cfg.train.cinn.steps = cinn_steps
         run_dir = Path(out)
-        if (run_dir / "config.yaml").exists():
-            raise RunError(
-                f"{run_dir}: already holds a run; use --resume {run_dir} or another --out"
-            )
+        check_new_run_folder(run_dir, cfg)
     if len(cfg.data.domains) < 2:
         names = ", ".join(cfg.data.domains) or "none"
         raise ConfigError(
@@ -176,7 +242,10 @@ def _train(
     if rt.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         text = to_yaml(cfg)
-        atomic_write(run_dir / "config.yaml", lambda p: p.write_text(text))
+        atomic_write(run_dir / "config.yaml", lambda p: p.write_text(text, encoding="utf-8"))
+        if not (run_dir / MANIFEST).exists():  # marks the folder as a run (see is_run_folder)
+            marker = json.dumps({"command": "train", "files": []}) + "\n"
+            atomic_write(run_dir / MANIFEST, lambda p: p.write_text(marker, encoding="utf-8"))
     rt.barrier()
     metrics: dict = {
         "data": {

@@ -96,7 +96,7 @@ def test_write_produces_every_output_and_escapes(done: audit.Audit, tmp_path: Pa
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(audit.AuditWriteError, match="holds no audit.json"):
+    with pytest.raises(audit.AuditWriteError, match="notes.txt"):
         audit.write(done, other)
     assert (other / "notes.txt").read_text() == "keep me"
     # an earlier audit is replaced

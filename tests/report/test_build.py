@@ -177,7 +177,7 @@ def test_write_refuses_to_replace_a_folder_that_is_not_a_report(
     out = tmp_path / "photos"
     out.mkdir()
     (out / "holiday.jpg").write_bytes(b"precious")
-    with pytest.raises(report.ReportWriteError, match="not empty"):
+    with pytest.raises(report.ReportWriteError, match="holiday.jpg"):
         report.write(built, out)
     assert (out / "holiday.jpg").read_bytes() == b"precious"
 
