@@ -371,3 +371,85 @@ def test_save_image_atomic_needs_a_known_extension(tmp_path):
     with pytest.raises(ValueError, match="format"):
         save_image_atomic(Image.new("RGB", (8, 8)), tmp_path / "img.unknown")
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------ the sweep (property-based)
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr"]
+_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "gif": "GIF"}
+
+
+def _encode(mode: str, size: tuple[int, int], seed: int, fmt: str) -> bytes | None:
+    import io
+
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    try:
+        im = base.convert(mode) if mode not in ("I;16", "I", "F") else base.convert("L")
+        if mode in ("I;16", "I", "F"):
+            im = im.convert(mode)
+        buf = io.BytesIO()
+        im.save(buf, format=fmt)
+    except (OSError, ValueError, KeyError):
+        return None  # this format cannot hold this mode: nothing to test
+    return buf.getvalue()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    mode=st.sampled_from(_MODES),
+    # smaller than 8 px or flatter than 8:1 is refused by design
+    size=st.tuples(st.integers(12, 80), st.integers(12, 80)),
+    seed=st.integers(0, 2**16),
+    ext=st.sampled_from(sorted(_FORMATS)),
+    cut=st.one_of(st.none(), st.floats(0.0, 1.0)),
+    flip=st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.integers(0, 255))),
+)
+def test_any_image_file_loads_as_rgb_or_is_one_clear_error(
+    tmp_path: Path, mode: str, size: tuple[int, int], seed: int, ext: str, cut, flip
+) -> None:
+    """Every mode in every format, whole, truncated or with a corrupted byte: the loader
+    gives an RGB image of the stored size, or an ImageError of one line naming the file."""
+    data = _encode(mode, size, seed, _FORMATS[ext])
+    if data is None:
+        return
+    damaged = cut is not None or flip is not None
+    if cut is not None:
+        data = data[: int(len(data) * cut)]
+    if flip is not None and data:
+        b = bytearray(data)
+        b[flip[0] % len(b)] = flip[1]
+        data = bytes(b)
+    path = tmp_path / f"sweep.{ext}"
+    path.write_bytes(data)
+    try:
+        img = load_image(path)
+    except ImageError as e:
+        text = str(e)
+        assert "\n" not in text and str(path) in text, text
+        assert damaged, f"an intact {mode} {ext} was refused: {text}"
+        return
+    assert img.mode == "RGB"
+    if not damaged:
+        assert img.size == size
+    arr = to_uint8_array(img, 32)
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=2048), st.sampled_from(sorted(_FORMATS)))
+def test_random_bytes_never_crash_the_loader(tmp_path: Path, data: bytes, ext: str) -> None:
+    path = tmp_path / f"noise.{ext}"
+    path.write_bytes(data)
+    try:
+        img = load_image(path)
+    except ImageError as e:
+        assert "\n" not in str(e) and str(path) in str(e)
+    else:
+        assert img.mode == "RGB"
