@@ -106,7 +106,8 @@ def main() -> None:
     print()
     for command in ("sample", "project"):
         peaks = [mib for c, _, mib, _, _ in rows if c == command]
-        print(f"{command}: peak at {sizes[-1]:,} / peak at {sizes[0]:,} = {peaks[-1] / peaks[0]:.2f}x")
+        ratio = peaks[-1] / peaks[0]
+        print(f"{command}: peak at {sizes[-1]:,} / peak at {sizes[0]:,} = {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -570,9 +570,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def cmd_view(args: argparse.Namespace) -> int:
     import subprocess
 
-    app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+    from net2fair.viewer import PAGE as app
+
     if not app.is_file():
-        raise CommandError(f"{app}: the viewer page is not installed beside the package")
+        raise CommandError(f"{app}: the viewer page is missing from the installed package")
     cmd = [
         sys.executable,
         "-m",

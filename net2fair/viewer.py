@@ -1,4 +1,4 @@
-"""Everything the comparison viewer (``streamlit_app.py``) needs besides the page itself.
+"""Everything the comparison viewer (``viewer_page.py``) needs besides the page itself.
 
 The page only lays out widgets and calls these functions, which hold no Streamlit code
 and take and return plain values (uint8 arrays ``(R, R, 3)`` or ``(N, R, R, 3)``, PIL
@@ -35,6 +35,8 @@ from net2fair.models.translator import MODEL_FILES, Translator, resolve_model_pa
 
 logger = logging.getLogger(__name__)
 
+#: the Streamlit page, shipped inside the package (``net2fair view`` runs it)
+PAGE = Path(__file__).resolve().parent / "viewer_page.py"
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000
