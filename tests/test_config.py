@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from net2fair.config import ConfigError, config_from_yaml_text, load_config, to_yaml
+from net2fair.config import (
+    ConfigError,
+    check_domain_names,
+    config_from_yaml_text,
+    load_config,
+    to_yaml,
+)
 from net2fair.models.translator import Translator
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
@@ -55,3 +61,202 @@ def test_newer_format_version_is_refused():
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config([tmp_path / "nope.yaml"])
+
+
+# ------------------------------------------------------------------ dataset names (issue 20)
+BAD_NAMES = [
+    "..",
+    ".",
+    "",
+    "../../x",
+    "/abs",
+    "a/b",
+    "a\\b",
+    "$x$",
+    "a\nb",
+    "a\x00b",
+    "all",
+    "ALL",
+    " a",
+    "a ",
+    "-a",
+    "a.",
+    "caf\xe9",
+    "x" * 65,
+    "a=b",
+]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=[ascii(n)[:20] for n in BAD_NAMES])
+def test_unsafe_dataset_names_are_refused(name):
+    with pytest.raises(ConfigError) as err:
+        check_domain_names([name, "other"], "model.domains")
+    msg = str(err.value)
+    assert msg.startswith("model.domains: dataset name ") and len(msg.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["photo", "a b", "v1.2", "c++1", "A_B-C.D+E", "0", "x" * 64])
+def test_safe_dataset_names_are_accepted(name):
+    check_domain_names([name, "other"], "model.domains")
+
+
+@pytest.mark.parametrize("names", [["a", "a"], ["Photo", "photo"]])
+def test_dataset_names_must_be_unique_ignoring_case(names):
+    with pytest.raises(ConfigError, match="unique, ignoring case"):
+        check_domain_names(names, "--domain")
+
+
+def test_dataset_names_must_be_text_and_few():
+    with pytest.raises(ConfigError, match="is not text"):
+        check_domain_names(["a", 3], "model.domains")
+    with pytest.raises(ConfigError, match="at most 256"):
+        check_domain_names([f"d{i}" for i in range(257)], "model.domains")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.domains.all=/x", "data.domains.b=/y"], "data.domains: dataset name 'all'"),
+        (["data.domains.$x$=/x"], "data.domains: dataset name '$x$'"),
+        (["model.domains=[a,a]"], "model.domains: dataset name 'a' is given twice"),
+        (["model.domains=['..',b]"], "model.domains: dataset name '..' is not usable"),
+    ],
+)
+def test_validate_config_checks_both_kinds_of_dataset_names(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("$", r"\$")):
+        load_config(overrides=overrides)
+
+
+# ------------------------------------------------------------------------------ priors
+@pytest.mark.parametrize(
+    "priors, message",
+    [
+        ("[1.0]", r"one weight per dataset in model.domains \(2\), got 1"),
+        ("[0.5,0.3,0.2]", r"one weight per dataset in model.domains \(2\), got 3"),
+        ("[1.5,-0.5]", r"model.priors\[1\] must be a finite number > 0, got -0.5"),
+        ("[.nan,1.0]", r"model.priors\[0\] must be a finite number > 0, got nan"),
+        ("[.inf,1.0]", r"model.priors\[0\]"),
+        ("[0.0,1.0]", r"model.priors\[0\]"),
+        ("[0.5,0.6]", r"must sum to 1 \(within 0.001\), got 1.1"),
+    ],
+)
+def test_priors_need_one_positive_finite_weight_per_dataset(priors, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=["model.domains=[a,b]", f"model.priors={priors}"])
+
+
+def test_good_priors_are_accepted():
+    cfg = load_config(overrides=["model.domains=[a,b]", "model.priors=[0.25,0.75]"])
+    assert cfg.model.priors == [0.25, 0.75]
+    assert load_config(overrides=["model.domains=[a,b]"]).model.priors == []
+
+
+# ------------------------------------------------------------------------------ bounds
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("autoencoder.z_dim=4000000", "autoencoder.z_dim must be in [2, 1024], got 4000000"),
+        ("flow.n_flows=100000", "flow.n_flows must be in [1, 64], got 100000"),
+        ("flow.n_flows=0", "flow.n_flows must be in [1, 64], got 0"),
+        ("flow.hidden_dim=8193", "flow.hidden_dim must be in [1, 8192]"),
+        ("flow.hidden_depth=9", "flow.hidden_depth must be in [0, 8]"),
+        ("flow.embedding_dim=4097", "flow.embedding_dim must be in [1, 4096]"),
+        ("flow.embedder_hidden_dim=0", "flow.embedder_hidden_dim must be in [1, 4096]"),
+        ("flow.embedder_depth=-1", "flow.embedder_depth must be in [0, 8]"),
+        ("autoencoder.res_blocks=9", "autoencoder.res_blocks must be in [0, 8]"),
+        ("autoencoder.channels=[4096]", "autoencoder.channels must be a list of 1 to 8 widths"),
+        ("autoencoder.channels=[8,8,8,8,8,8,8,8,8]", "1 to 8 widths in [1, 2048]"),
+        ("autoencoder.channels=[]", "autoencoder.channels must be"),
+        ("loss.disc_layers=0", "loss.disc_layers must be in [1, 8]"),
+        ("train.cinn.batch_size=100000000", "train.cinn.batch_size must be in [1, 65536]"),
+        ("seed=-1", "seed must be in [0, 4294967295]"),
+        ("seed=99999999999999999999", "seed must be in [0, 4294967295]"),
+        ("name=../x", "must not be a path"),
+        ("name=''", "name must be 1 to 128 characters"),
+        ("model.weights_sha256=abc", "model.weights_sha256 must be 64 lower-case hex digits"),
+    ],
+)
+def test_sizes_and_other_values_are_bounded(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=[override])
+    assert message in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_paper_scale_sizes_are_within_the_bounds():
+    paper = Path(__file__).resolve().parent.parent / "configs" / "ffhq_celebahq_celeba.yaml"
+    names = [f"data.domains.{k}=/d/{k}" for k in ("ffhq", "celebahq", "celeba")]
+    cfg = load_config([paper], names)
+    assert cfg.data.resolution == 256 and cfg.flow.hidden_dim == 1024
+
+
+# ----------------------------------------------------------------------- interpolation
+SAVED = to_yaml(load_config(overrides=["model.domains=[a,b]"]))
+
+
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ("n_flows: 8", "n_flows: ${nope}", "flow.n_flows"),
+        ("name: net2fair", "name: ${oc.env:HOME}", "name"),
+        ("name: net2fair", "name: ${oc.env:N2F_SURELY_UNSET}", "name"),
+        ("provenance: ''", "provenance: 'from ${oc.env:HOME} here'", "model.provenance"),
+        ("  - b", "  - ${oc.env:HOME}", "model.domains[1]"),
+        ("name: net2fair", "name: '\\\\${oc.env:HOME}'", "name"),  # \\ then ${: live
+    ],
+)
+def test_interpolation_in_a_saved_config_is_refused(old, new, key):
+    assert old in SAVED
+    with pytest.raises(ConfigError) as err:
+        config_from_yaml_text(SAVED.replace(old, new, 1), "m/config.yaml")
+    msg = str(err.value)
+    assert msg.startswith("m/config.yaml: interpolation is not allowed in a model's config.yaml")
+    assert f"'{key}'" in msg and len(msg.splitlines()) == 1
+
+
+def test_interpolation_is_refused_before_anything_resolves_it():
+    calls = []
+    OmegaConf.register_resolver("n2f_probe", lambda: calls.append(1) or "x", replace=True)
+    try:
+        with pytest.raises(ConfigError, match="interpolation is not allowed"):
+            config_from_yaml_text(SAVED.replace("name: net2fair", "name: ${n2f_probe:}"), "c")
+        # the user's own config files may interpolate (and do resolve)
+        assert load_config(overrides=["name=${n2f_probe:}"]).name == "x"
+    finally:
+        OmegaConf.clear_resolver("n2f_probe")
+    assert calls == [1]
+
+
+def test_escaped_dollar_braces_are_plain_text_and_round_trip():
+    cfg = load_config(overrides=["model.domains=[a,b]"])
+    for text in ["${oc.env:HOME}", "\\${x}", "\\\\${x}", "a ${ b", "x\\", "$${}"]:
+        cfg.model.provenance = text
+        saved = to_yaml(cfg)
+        assert config_from_yaml_text(saved, "rt").model.provenance == text
+
+
+def test_user_config_interpolation_works_and_bad_ones_are_one_line(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("flow:\n  hidden_dim: ${autoencoder.z_dim}\n")
+    assert load_config([good]).flow.hidden_dim == 64
+    for i, body in enumerate(
+        [
+            "flow:\n  n_flows: ${nope}\n",
+            "name: ${oc.env:N2F_SURELY_UNSET}\n",
+            "flow:\n  n_flows: ${oc.decode:'[1'}\n",
+            "name: ${\n",
+        ]
+    ):
+        path = tmp_path / f"bad{i}.yaml"
+        path.write_text(body)
+        with pytest.raises(ConfigError) as err:
+            load_config([path])
+        assert str(err.value).startswith(str(path)) and len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("text", ["- 1\n", "5\n", "[a, b]\n"])
+def test_a_saved_config_must_be_a_mapping(text, tmp_path):
+    with pytest.raises(ConfigError, match="not a config"):
+        config_from_yaml_text(text, "c")
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="not a config|not valid YAML"):
+        load_config([tmp_path / "c.yaml"])

@@ -21,12 +21,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from net2fair import __version__
-from net2fair.config import Config, ConfigError, config_from_yaml_text, to_yaml
+from net2fair.config import (
+    Config,
+    ConfigError,
+    config_from_yaml_text,
+    to_yaml,
+    validate_config,
+)
 from net2fair.data.images import load_image, tensor_to_pil, to_tensor
 from net2fair.fileio import sha256_file, write_folder_atomically
 from net2fair.models.autoencoder import Autoencoder
@@ -38,6 +44,8 @@ ImageLike = torch.Tensor | Image.Image | np.ndarray | str | Path
 Images = ImageLike | Sequence[ImageLike]
 
 MODEL_FILES = ("config.yaml", "model.safetensors")
+#: written beside them by :meth:`Translator.save`
+MODEL_EXTRA_FILES = ("metrics.json", "samples.png")
 
 
 class ModelLoadError(RuntimeError):
@@ -257,10 +265,20 @@ class Translator(nn.Module):
         n: int = 8,
         temperature: float = 1.0,
         seed: int | None = None,
+        *,
+        generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         """Draw ``n`` residuals v ~ N(0, temperature^2 I) and map the SAME residuals into
-        every requested dataset: row i shows "the same face" in each of them."""
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        every requested dataset: row i shows "the same face" in each of them.
+
+        ``generator`` (a CPU generator) instead of ``seed`` continues a stream: drawing
+        n = 1000 in batches of 100 from one generator gives the same residuals as one call.
+        """
+        if not (math.isfinite(temperature) and 0.0 < temperature <= 100.0):
+            raise ValueError(f"temperature must be in (0, 100], got {temperature}")
+        g = generator
+        if g is None and seed is not None:
+            g = torch.Generator().manual_seed(seed)
         v = torch.randn(n, self.z_dim, generator=g).to(self.device) * temperature
         names = self._targets(domains)
         ys = torch.cat([self._labels(d, n) for d in names])
@@ -284,9 +302,11 @@ class Translator(nn.Module):
         n: int = 4,
         temperature: float = 1.0,
         seed: int | None = None,
+        *,
+        generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         """Like :meth:`sample_latents`, decoded: ``{domain: (n, 3, R, R)}``."""
-        zs = self.sample_latents(domains, n, temperature, seed)
+        zs = self.sample_latents(domains, n, temperature, seed, generator=generator)
         names = list(zs)
         x = self.decode(torch.cat([zs[k] for k in names]))
         return dict(zip(names, x.split(n)))
@@ -334,7 +354,12 @@ class Translator(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> Path:
         """Write the model folder atomically: config.yaml, model.safetensors, metrics.json,
-        samples.png. ``dtype=torch.float16`` halves the file; loading restores float32."""
+        samples.png. ``dtype=torch.float16`` halves the file; loading restores float32.
+
+        The config is validated first (:class:`ConfigError`), so that nothing is written
+        that :meth:`load` would refuse.
+        """
+        validate_config(self.cfg)
 
         def fill(tmp: Path) -> None:
             tensors = {}
@@ -351,53 +376,57 @@ class Translator(nn.Module):
             if samples is not None:
                 samples.save(tmp / "samples.png")
 
-        path = write_folder_atomically(path, fill)
-        return path
+        # an existing folder is replaced only if it is a model folder (nothing else in it)
+        return write_folder_atomically(path, fill, legacy=(*MODEL_FILES, *MODEL_EXTRA_FILES))
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Translator:
-        """Load a model folder (or a shipped model by name). Never runs pickled code."""
+        """Load a model folder (or a shipped model by name). Never runs pickled code.
+
+        Checked, in this order, each a one-line :class:`ModelLoadError` naming the file:
+        config.yaml is a plain config (no interpolation, valid names and bounded sizes,
+        see :func:`net2fair.config.validate_config`) with a ``model.weights_sha256`` line;
+        model.safetensors matches that checksum; its header holds exactly the tensors, of
+        the shapes, the config implies (computed without allocating them); then the model
+        is built, the weights loaded, and their values checked (finite, permutations).
+        """
         folder = resolve_model_path(path)
         missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
         if missing:
             raise ModelLoadError(f"{folder}: model folder is missing {', '.join(missing)}")
-        try:
-            cfg = config_from_yaml_text(
-                (folder / "config.yaml").read_text(), str(folder / "config.yaml")
-            )
-        except ConfigError as e:
-            msg = str(e)
-            where = str(folder / "config.yaml")
-            raise ModelLoadError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+        where = folder / "config.yaml"
+        cfg = _read_model_config(where)
         weights = folder / "model.safetensors"
-        if cfg.model.weights_sha256 and sha256_file(weights) != cfg.model.weights_sha256:
+        if not cfg.model.weights_sha256:
+            raise ModelLoadError(
+                f"{where}: the checksum line (model.weights_sha256) is missing; it is required "
+                "to check model.safetensors (restore it, or re-save the model)"
+            )
+        try:
+            actual = sha256_file(weights)
+        except OSError as e:
+            raise ModelLoadError(f"{weights}: unreadable weights ({e.strerror or e})") from None
+        if actual != cfg.model.weights_sha256:
             raise ModelLoadError(
                 f"{weights}: checksum does not match config.yaml (file truncated or modified)"
             )
+        expected = _expected_tensors(cls, cfg, where)
+        _check_header(weights, expected)
         try:
             state = load_file(str(weights))
         except (SafetensorError, OSError, ValueError) as e:
-            raise ModelLoadError(f"{weights}: unreadable weights ({e})") from None
+            raise ModelLoadError(f"{weights}: unreadable weights ({_one_line(e)})") from None
+        for key, t in state.items():
+            dtype = expected[key][1]
+            if dtype.is_floating_point and not bool(torch.isfinite(t).all()):
+                raise ModelLoadError(f"{weights}: '{key}' holds NaN or infinite values")
+            state[key] = t.to(dtype)
+        _check_permutations(state, weights)
         try:
             model = cls(cfg)
-        except (ConfigError, ValueError) as e:
-            raise ModelLoadError(f"{folder / 'config.yaml'}: {e}") from None
-        own = model.state_dict()
-        lost = sorted(set(own) - set(state))
-        extra = sorted(set(state) - set(own))
-        if lost or extra:
-            raise ModelLoadError(
-                f"{weights}: weights do not match config.yaml "
-                f"(missing {len(lost)} e.g. {lost[:3]}, unexpected {len(extra)} e.g. {extra[:3]})"
-            )
-        for key, t in state.items():
-            if t.shape != own[key].shape:
-                raise ModelLoadError(
-                    f"{weights}: '{key}' has shape {tuple(t.shape)}, config.yaml implies "
-                    f"{tuple(own[key].shape)}"
-                )
-            state[key] = t.to(own[key].dtype)
-        model.load_state_dict(state, strict=True)
+            model.load_state_dict(state, strict=True)
+        except (ConfigError, ValueError, RuntimeError) as e:
+            raise ModelLoadError(f"{where}: {_one_line(e)}") from None
         model = model.to(device).freeze()
         # channels_last convolutions: about 1.25x faster projection at 256 px on CPU (less,
         # and noisy, at 64 px), measured side by side by bench/performance.py; the results
@@ -409,3 +438,104 @@ class Translator(nn.Module):
     def to_pil(images: torch.Tensor) -> list[Image.Image]:
         """``(B, 3, H, W)`` in [-1, 1] -> PIL images."""
         return [tensor_to_pil(x) for x in images.detach().cpu()]
+
+
+#: a model's config.yaml is a few kB; anything far larger is not one
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _one_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's message (its class name if it has none),
+    with non-printable characters escaped."""
+    line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in line)
+
+
+def _read_model_config(where: Path) -> Config:
+    """A model folder's config.yaml, parsed and validated (:class:`ModelLoadError` if not)."""
+    try:
+        size = where.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ModelLoadError(
+                f"{where}: {size} bytes is too large for a model's config.yaml "
+                f"(at most {MAX_CONFIG_BYTES})"
+            )
+        text = where.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{where}: not UTF-8 text") from None
+    except OSError as e:
+        raise ModelLoadError(f"{where}: unreadable ({e.strerror or e})") from None
+    try:
+        return config_from_yaml_text(text, str(where))
+    except ConfigError as e:
+        msg = str(e)  # one line already
+        raise ModelLoadError(msg if msg.startswith(str(where)) else f"{where}: {msg}") from None
+
+
+def _expected_tensors(
+    cls: type[Translator], cfg: Config, where: Path
+) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Name -> (shape, dtype) of the state dict ``cfg`` implies, built on the meta device
+    (no memory is allocated for the tensors, and the global RNG is left as it was)."""
+    try:
+        with torch.device("meta"), torch.random.fork_rng(devices=[]):
+            skeleton = cls(cfg)
+    except (ConfigError, ValueError, RuntimeError, TypeError) as e:
+        raise ModelLoadError(f"{where}: {_one_line(e)}") from None
+    return {k: (tuple(v.shape), v.dtype) for k, v in skeleton.state_dict().items()}
+
+
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+_INT_DTYPES = {"I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
+
+
+def _check_header(weights: Path, expected: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
+    """Compare the safetensors header (names, shapes, dtypes) with ``expected`` before any
+    tensor is read, so a config and weights that disagree fail fast and allocate nothing."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            header = {}
+            for key in f.keys():
+                sl = f.get_slice(key)
+                header[key] = (tuple(sl.get_shape()), sl.get_dtype())
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ModelLoadError(f"{weights}: unreadable weights ({_one_line(e)})") from None
+    lost = sorted(set(expected) - set(header))
+    extra = sorted(set(header) - set(expected))
+    if lost or extra:
+        raise ModelLoadError(
+            f"{weights}: weights do not match config.yaml (missing {len(lost)} e.g. "
+            f"{_show_keys(lost)}, unexpected {len(extra)} e.g. {_show_keys(extra)})"
+        )
+    for key, (shape, dtype) in expected.items():
+        got_shape, got_dtype = header[key]
+        if got_shape != shape:
+            raise ModelLoadError(
+                f"{weights}: '{key}' has shape {got_shape}, config.yaml implies {shape}"
+            )
+        allowed = _FLOAT_DTYPES if dtype.is_floating_point else _INT_DTYPES
+        if got_dtype not in allowed:
+            raise ModelLoadError(
+                f"{weights}: '{key}' is stored as {got_dtype}, expected one of "
+                f"{', '.join(sorted(allowed))}"
+            )
+
+
+def _show_keys(keys: list[str]) -> str:
+    return "[" + ", ".join(ascii(k)[:80] for k in keys[:3]) + "]"
+
+
+def _check_permutations(state: dict[str, torch.Tensor], weights: Path) -> None:
+    """Every flow permutation in ``state`` is a permutation with its inverse beside it
+    (indices out of range would fail only later, in the middle of a projection)."""
+    for key, idx in state.items():
+        if not key.endswith("forward_shuffle_idx"):
+            continue
+        back = state.get(key.replace("forward_shuffle_idx", "backward_shuffle_idx"))
+        n = idx.numel()
+        if not torch.equal(torch.sort(idx).values, torch.arange(n, dtype=idx.dtype)) or (
+            back is None or not torch.equal(back, torch.argsort(idx))
+        ):
+            raise ModelLoadError(
+                f"{weights}: '{key}' is not a permutation with its inverse beside it"
+            )

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
+import time
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from net2fair import Translator
-from net2fair.config import load_config
-from net2fair.models.translator import ModelLoadError, UnknownDomainError
+from net2fair.config import ConfigError, config_from_yaml_text, load_config
+from net2fair.fileio import sha256_file
+from net2fair.models.translator import (
+    ModelLoadError,
+    UnknownDomainError,
+    resolve_model_path,
+    shipped_models,
+)
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +160,10 @@ def test_broken_model_folders_are_clear_errors(model, tmp_path, damage):
         data[-10] ^= 0xFF
         weights.write_bytes(bytes(data))
         match = "checksum does not match"
-    elif damage == "mismatch":
+    elif damage == "mismatch":  # config.yaml is outside the checksum: the header catches it
         text = (folder / "config.yaml").read_text().replace("z_dim: 8", "z_dim: 10")
-        (folder / "config.yaml").write_text(
-            text.replace("weights_sha256:", "weights_sha256: ''\n  old_sha:")
-        )
-        match = None
+        (folder / "config.yaml").write_text(text)
+        match = "has shape (3, 8), config.yaml implies (3, 10)"
     else:
         text = (
             (folder / "config.yaml").read_text().replace("format_version: 1", "format_version: 7")
@@ -169,13 +178,161 @@ def test_broken_model_folders_are_clear_errors(model, tmp_path, damage):
     shutil.rmtree(folder)
 
 
-def test_truncated_weights_without_checksum(model, tmp_path):
+def test_a_missing_checksum_line_is_refused(model, tmp_path):
     folder = model.save(tmp_path / "m")
     cfg = (folder / "config.yaml").read_text()
-    import re
+    for text in (
+        re.sub(r"weights_sha256: \S+", "weights_sha256: ''", cfg),
+        re.sub(r"\n  weights_sha256: \S+", "", cfg),
+    ):
+        assert text != cfg
+        (folder / "config.yaml").write_text(text)
+        with pytest.raises(ModelLoadError) as err:
+            Translator.load(folder)
+        assert str(err.value).startswith(str(folder / "config.yaml"))
+        assert "checksum line (model.weights_sha256) is missing" in str(err.value)
 
-    (folder / "config.yaml").write_text(re.sub(r"weights_sha256: \S+", "weights_sha256: ''", cfg))
+
+def set_checksum(folder: Path) -> None:
+    """Rewrite config.yaml's checksum to the weights' (damage behind the checksum's back)."""
+    cfg = (folder / "config.yaml").read_text()
+    sha = sha256_file(folder / "model.safetensors")
+    (folder / "config.yaml").write_text(
+        re.sub(r"weights_sha256: \S+", f"weights_sha256: {sha}", cfg)
+    )
+
+
+def test_unreadable_weights_with_a_matching_checksum(model, tmp_path):
+    folder = model.save(tmp_path / "m")
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match="unreadable weights"):
+    set_checksum(folder)
+    with pytest.raises(ModelLoadError, match="unreadable weights") as err:
         Translator.load(folder)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def rewrite_weights(folder: Path, change) -> None:
+    state = load_file(str(folder / "model.safetensors"))
+    change(state)
+    save_file(state, str(folder / "model.safetensors"))
+    set_checksum(folder)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s.pop("stats_mean"), "missing 1 e.g. ['stats_mean'], unexpected 0"),
+        (
+            lambda s: s.update(extra=torch.zeros(2)),
+            "missing 0 e.g. [], unexpected 1 e.g. ['extra']",
+        ),
+        (lambda s: s.update(stats_count=torch.zeros(4)), "'stats_count' has shape (4,)"),
+        (
+            lambda s: s.update(stats_count=torch.zeros(3, dtype=torch.int64)),
+            "'stats_count' is stored as I64",
+        ),
+        (
+            lambda s: s["flow.sub_layers.0.coupling.s.0.main.0.weight"].fill_(math.nan),
+            "'flow.sub_layers.0.coupling.s.0.main.0.weight' holds NaN or infinite values",
+        ),
+        (
+            lambda s: s["flow.sub_layers.1.shuffle.forward_shuffle_idx"].fill_(99),
+            "'flow.sub_layers.1.shuffle.forward_shuffle_idx' is not a permutation",
+        ),
+    ],
+    ids=["missing", "unexpected", "shape", "dtype", "nan", "permutation"],
+)
+def test_weights_are_checked_against_the_config(model, tmp_path, change, message):
+    folder = model.save(tmp_path / "m")
+    rewrite_weights(folder, change)
+    with pytest.raises(ModelLoadError) as err:
+        Translator.load(folder)
+    assert str(err.value).startswith(str(folder / "model.safetensors"))
+    assert message in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def edit_config(folder: Path, old: str, new: str) -> None:
+    text = (folder / "config.yaml").read_text()
+    assert old in text, old
+    (folder / "config.yaml").write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("  - a\n", "  - ../../x\n", "model.domains: dataset name '../../x' is not usable"),
+        ("  - a\n", "  - /abs\n", "model.domains: dataset name '/abs' is not usable"),
+        ("  - a\n", "  - b\n", "model.domains: dataset name 'b' is given twice"),
+        ("  - a\n", "  - ALL\n", "dataset name 'ALL' is reserved"),
+        ("  - 0.2\n", "", "model.priors must be empty or hold one weight per dataset"),
+        ("z_dim: 8", "z_dim: 4000000", "autoencoder.z_dim must be in [2, 1024], got 4000000"),
+        ("n_flows: 2", "n_flows: 100000", "flow.n_flows must be in [1, 64], got 100000"),
+        ("n_flows: 2", "n_flows: ${nope}", "interpolation is not allowed in a model's config.yaml"),
+        ("name: net2fair", "name: ${oc.env:HOME}", "'name' holds '${oc.env:HOME}'"),
+        ("name: net2fair", "name: ${oc.env:N2F_UNSET}", "interpolation is not allowed"),
+    ],
+)
+def test_hostile_model_configs_fail_fast_with_one_line(model, tmp_path, old, new, message):
+    folder = model.save(tmp_path / "m")
+    edit_config(folder, old, new)
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError) as err:
+        Translator.load(folder)
+    assert time.perf_counter() - start < 1.0
+    msg = str(err.value)
+    assert msg.startswith(str(folder / "config.yaml")) and message in msg
+    assert len(msg.splitlines()) == 1
+
+
+def test_huge_but_bounded_config_is_refused_by_the_header_without_allocating(model, tmp_path):
+    # 64 flows of width 8192: ~50 G parameters (200 GB) if they were allocated
+    folder = model.save(tmp_path / "m")
+    edit_config(folder, "n_flows: 2", "n_flows: 64")
+    edit_config(folder, "hidden_dim: 16", "hidden_dim: 8192")
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError, match="weights do not match config.yaml"):
+        Translator.load(folder)
+    assert time.perf_counter() - start < 10.0
+
+
+def test_expected_shapes_come_from_a_meta_model_equal_to_the_real_one(model):
+    from net2fair.models.translator import _expected_tensors
+
+    rng = torch.random.get_rng_state()
+    expected = _expected_tensors(Translator, model.cfg, Path("c"))
+    assert torch.equal(rng, torch.random.get_rng_state())
+    own = model.state_dict()
+    assert list(expected) == list(own)
+    assert all(expected[k] == (tuple(v.shape), v.dtype) for k, v in own.items())
+
+
+@pytest.mark.parametrize("name", shipped_models())
+def test_shipped_models_carry_a_checksum(name):
+    text = (resolve_model_path(name) / "config.yaml").read_text()
+    assert re.search(r"\n  weights_sha256: [0-9a-f]{64}\n", text)
+
+
+def test_the_shipped_demo_loads_with_identical_outputs():
+    loaded = Translator.load("demo")
+    folder = resolve_model_path("demo")
+    cfg = config_from_yaml_text((folder / "config.yaml").read_text(), "demo")
+    plain = Translator(cfg)
+    plain.load_state_dict(load_file(str(folder / "model.safetensors")))
+    plain.freeze().autoencoder.to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    a, b = loaded.project(x, "photo"), plain.project(x, "photo")
+    assert list(a) == ["photo", "portrait", "anime"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(loaded.sample("anime", n=2, seed=1), plain.sample("anime", n=2, seed=1))
+
+
+def test_save_refuses_a_config_that_load_would_refuse(model, tmp_path):
+    good = list(model.cfg.model.domains)
+    model.cfg.model.domains = ["a", "..", "c"]
+    try:
+        with pytest.raises(ConfigError, match="dataset name '..' is not usable"):
+            model.save(tmp_path / "m")
+    finally:
+        model.cfg.model.domains = good
+    assert not (tmp_path / "m").exists()
