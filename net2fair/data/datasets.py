@@ -188,6 +188,12 @@ class MultiDomainDataset(Dataset):
                     f"dataset {domain.name!r}: no usable image in {domain.root} "
                     f"({had} files of the {split!r} split skipped, see the log)"
                 )
+            if split == "train" and not self.counts[domain.name]:
+                # its prior would be 0: a model that cannot be saved or loaded
+                raise ValueError(
+                    f"dataset {domain.name!r}: no image of {domain.root} falls in the training "
+                    f"split (val_fraction={val_fraction}); add images or lower data.val_fraction"
+                )
         total = len(self.paths)
         if total == 0:
             raise ValueError(

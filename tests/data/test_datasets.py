@@ -312,3 +312,16 @@ def test_domain_order_follows_arguments(folders, tmp_path):
     )
     assert ds.labels.tolist() == [0] * 3 + [1] * 6
     assert ds.paths[0].parent == folders["anime"]
+
+
+def test_a_dataset_with_no_training_image_is_refused(tmp_path: Path):
+    """Its prior would be 0, and a model with a zero prior cannot be loaded."""
+    from tests.conftest import write_toy_domain
+
+    a = write_toy_domain(tmp_path / "a", "disc", 8)
+    b = write_toy_domain(tmp_path / "b", "square", 1)
+    name = next(p.name for p in b.iterdir())
+    if split_of(name, 0.999) != "val":
+        pytest.skip("the single file's hash does not fall in the validation split")
+    with pytest.raises(ValueError, match="no image of .* falls in the training split"):
+        MultiDomainDataset([("a", a), ("b", b)], resolution=8, split="train", val_fraction=0.999)
