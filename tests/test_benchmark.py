@@ -213,7 +213,7 @@ def test_benchmark_command_refuses_models_of_other_datasets(tiny_model, tmp_path
     assert "synthetic datasets" in lines[0] and "Traceback" not in proc.stderr
     assert not out.exists()
     proc = run_cli("benchmark", "demo", "--n", "0", check=False)
-    assert proc.returncode == 2 and "--n must be at least 1" in proc.stderr
+    assert proc.returncode == 2 and "--n must be in [1, 10000], got 0" in proc.stderr
     # an unusable --json destination is refused before the benchmark runs
     proc = run_cli("benchmark", str(tiny_model), "--json", str(tmp_path), check=False)
     assert proc.returncode == 2 and "names a folder" in proc.stderr
