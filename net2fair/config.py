@@ -473,7 +473,7 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"loss.transport_steps must be >= 1 (or null), got {cfg.loss.transport_steps}"
         )
-    for key in ("equivariance_weight", "equivariance_shift", "equivariance_scale"):
+    for key in ("chroma_weight", "equivariance_weight", "equivariance_shift", "equivariance_scale"):
         value = getattr(cfg.loss, key)
         if not 0.0 <= value < math.inf:
             raise ConfigError(f"loss.{key} must be a finite number >= 0, got {value}")

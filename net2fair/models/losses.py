@@ -30,6 +30,7 @@ __all__ = [
     "AutoencoderLoss",
     "PatchDiscriminator",
     "adaptive_weight",
+    "chroma_detail_l1",
     "hinge_d_loss",
     "hinge_g_loss",
 ]
@@ -165,12 +166,36 @@ def adaptive_weight(
     return weight.clamp(0.0, max_weight).detach()
 
 
+def chroma_detail_l1(x: torch.Tensor, xrec: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance between the fine chroma detail of ``x`` and ``xrec`` (scalar).
+
+    Both ``(B, 3, H, W)`` batches in [-1, 1] are converted to the chroma channels Cb, Cr
+    of YCbCr (ITU-R BT.601); each channel minus its Gaussian blur (sigma 1 px, 7 taps,
+    borders reflected) is its fine detail. The loss charges the colour confetti that LPIPS
+    on AlexNet does not see at 64 px (its first layer is an 11x11 stride-4 convolution):
+    isolated pixels whose hue differs from their neighbours', the artifact that
+    :func:`net2fair.fidelity.colour_noise` measures. Chroma edges the input has cost
+    nothing when reproduced; luma detail is left to L1 and LPIPS.
+    """
+    weights = x.new_tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    diff = torch.einsum("kc,bchw->bkhw", weights, xrec.float() - x.float())
+    t = torch.arange(-3, 4, dtype=diff.dtype, device=diff.device)
+    k = torch.exp(-0.5 * t**2)
+    k = k / k.sum()
+    h = F.pad(diff, (3, 3, 0, 0), mode="reflect")
+    h = F.conv2d(h, k.view(1, 1, 1, 7).expand(2, 1, 1, 7), groups=2)
+    h = F.pad(h, (0, 0, 3, 3), mode="reflect")
+    blurred = F.conv2d(h, k.view(1, 1, 7, 1).expand(2, 1, 7, 1), groups=2)
+    return (diff - blurred).abs().mean()
+
+
 class AutoencoderLoss(nn.Module):
     """The stage-1 objective and its patch discriminator.
 
     Generator (autoencoder) loss::
 
         rec   = l1_weight * mean|x - xrec| + perceptual_weight * mean LPIPS(x, xrec)
+              + chroma_weight * chroma_detail_l1(x, xrec)
         total = rec + kl_weight * mean(kl) + [step >= disc_start] * disc_weight * w * g
         g     = hinge_g_loss(D(xrec)),  w = adaptive_weight(rec, g, last_layer)
 
@@ -190,6 +215,8 @@ class AutoencoderLoss(nn.Module):
         disc_channels: ``base_channels`` of the :class:`PatchDiscriminator`.
         disc_layers: ``n_layers`` of the :class:`PatchDiscriminator`.
         lpips_net: LPIPS backbone, ``"alex"`` or ``"vgg"``.
+        chroma_weight: weight of :func:`chroma_detail_l1`, the L1 loss on fine chroma
+            detail (0 = off, the loss before issue 17).
     """
 
     def __init__(
@@ -203,9 +230,11 @@ class AutoencoderLoss(nn.Module):
         disc_channels: int = 32,
         disc_layers: int = 2,
         lpips_net: str = "alex",
+        chroma_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.l1_weight = float(l1_weight)
+        self.chroma_weight = float(chroma_weight)
         self.kl_weight = float(kl_weight)
         self.disc_weight = float(disc_weight)
         self.disc_start = int(disc_start)
@@ -261,10 +290,11 @@ class AutoencoderLoss(nn.Module):
 
         Returns:
             ``(total, logs)``: the scalar loss to backpropagate, and floats ``l1``,
-            ``lpips`` (only when LPIPS is used), ``rec``, ``kl``, ``g``, ``d_weight``,
-            ``total``. ``g`` and ``d_weight`` are 0 before ``disc_start``. Under
-            ``torch.no_grad`` (validation) the adaptive weight cannot be computed, so
-            ``d_weight`` is 0 and ``g`` is logged but not added.
+            ``lpips`` (only when LPIPS is used), ``chroma`` (only when ``chroma_weight``
+            is > 0), ``rec``, ``kl``, ``g``, ``d_weight``, ``total``. ``g`` and
+            ``d_weight`` are 0 before ``disc_start``. Under ``torch.no_grad``
+            (validation) the adaptive weight cannot be computed, so ``d_weight`` is 0
+            and ``g`` is logged but not added.
         """
         if x.shape != xrec.shape:
             raise ValueError(f"x and xrec must have the same shape, got {x.shape} and {xrec.shape}")
@@ -280,6 +310,10 @@ class AutoencoderLoss(nn.Module):
             p = self.perceptual(x, xrec)
             rec = rec + self.perceptual_weight * p
             logs["lpips"] = p
+        if self.chroma_weight > 0:
+            c = chroma_detail_l1(x, xrec)
+            rec = rec + self.chroma_weight * c
+            logs["chroma"] = c
         kl_mean = kl.mean()
         total = rec + self.kl_weight * kl_mean
         logs["rec"] = rec

@@ -37,6 +37,7 @@ LOG_COLUMNS = [
     "lr",
     "l1",
     "lpips",
+    "chroma",
     "kl",
     "equivariance",
     "g",
@@ -156,6 +157,7 @@ def train_autoencoder(
         disc_channels=lc.disc_channels,
         disc_layers=lc.disc_layers,
         lpips_net=lc.lpips_net,
+        chroma_weight=lc.chroma_weight,
     ).to(rt.device)
     disc = loss_fn.discriminator
     opt_g = torch.optim.Adam(ae.parameters(), lr=sc.lr, betas=(0.5, 0.9), fused=True)
