@@ -198,6 +198,12 @@ def test_benchmark_command_end_to_end(synth_tiny_model, tmp_path):
     assert "content err (max, sd)" in proc.stdout and "Reconstruction PSNR" in proc.stdout
     figures = json.loads(out.read_text())
     assert figures["n_per_domain"] == 5 and len(figures["pairs"]) == 9
+    # the autoencoder's own damage per dataset, and colour noise per pair (issue 17)
+    assert "colour noise" in proc.stdout and "The autoencoder alone" in proc.stdout
+    assert set(figures["reconstruction"]) == {"photo", "portrait", "anime"}
+    for r in figures["reconstruction"].values():
+        assert 0 < r["psnr"] < 60 and 0 <= r["colour_noise_ratio"] < 100
+    assert all(0 <= p["colour_noise_ratio"] < 100 for p in figures["pairs"])
     assert [p.name for p in out.parent.iterdir()] == ["bias.json"]  # no temp file left
     # the same seed gives the same figures
     again = run_cli("benchmark", str(synth_tiny_model), "--n", "5", "-q")
