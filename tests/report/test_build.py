@@ -253,3 +253,23 @@ def test_estimated_attributes_are_summarised(model: Translator, toy_folders: dic
     yaw = t.shift("est_yaw")
     assert "no clear change" in yaw.sentence and yaw.n == 24
     assert any(r.get("in_est_glasses") == "no" for r in rep.rows)
+
+
+def test_the_report_states_the_autoencoders_own_error(built: report.Report, tmp_path: Path):
+    """Issue 17: readers must tell the model's damage from a dataset's bias."""
+    r = built.reconstruction
+    assert r["dataset"] == "discs" and r["n"] == built.n
+    assert 0 < r["psnr"] < 60 and 0 <= r["colour_noise_ratio"] < 100
+    assert built.sentences()[0].startswith("The autoencoder alone")
+    out = report.write(built, tmp_path / "rep")
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["reconstruction"]["psnr"] == pytest.approx(r["psnr"])
+    assert "The autoencoder alone" in (out / "index.html").read_text()
+
+
+def test_the_reconstruction_sentence_names_speckle_only_above_the_threshold():
+    from net2fair.report.build import reconstruction_sentence
+
+    base = {"dataset": "photo", "n": 10, "psnr": 25.0}
+    assert "adds colour speckle" in reconstruction_sentence({**base, "colour_noise_ratio": 2.5})
+    assert "adds no colour speckle" in reconstruction_sentence({**base, "colour_noise_ratio": 0.9})
