@@ -305,3 +305,50 @@ def test_content_probe_gelbrich_bound_and_standardising_on_known_gaussians():
     scaled = {"one": (z, a), "two": (3.0 * z + shift, a)}
     std = probe.standardised(scaled)
     assert np.allclose(std["one"][0], std["two"][0])
+
+
+# ------------------------------------------------------------------------ stage-1 fidelity
+@pytest.mark.skipif("demo" not in shipped_models(), reason="the demo model is not shipped")
+def test_stage1_fidelity_tiny():
+    text = _run("stage1_fidelity.py", "--n", "4", timeout=120)
+    datasets = ["photo", "portrait", "anime"]
+    part1, part2 = text.split("### 2.")
+    part2a, part2b = part2.split("Each loss divided by the L1")
+    losses = ["L1", "LPIPS alex 64 px", "LPIPS alex 224 px", "chroma_detail_l1"]
+    lpips_na = "LPIPS-alex weights are missing" in text
+
+    def finite(cell: str, lpips: bool) -> None:
+        if lpips and lpips_na:
+            assert cell == "n/a"
+        else:
+            assert all(math.isfinite(float(v)) for v in re.findall(r"[-+]?\d+\.\d+", cell)), cell
+
+    header, rows = _table(part1)
+    assert header == ["dataset", "PSNR (dB)", "colour-noise ratio", *losses]
+    assert [r["dataset"] for r in rows] == datasets
+    for r in rows:
+        for col in header[1:]:
+            finite(r[col], "LPIPS" in col)
+            if r[col] != "n/a":
+                assert " -> " in r[col]
+        # cleaning the eye-band chroma removes colour noise: the ratio falls
+        before, after = (float(v) for v in r["colour-noise ratio"].split(" -> "))
+        assert after < before
+
+    header, rows = _table(part2a)
+    assert header == ["dataset", "distortion", "colour-noise ratio", "PSNR (dB)", *losses]
+    assert [(r["dataset"], r["distortion"]) for r in rows] == [
+        (d, k) for d in datasets for k in ("confetti", "blur")
+    ]
+    for r in rows:
+        for col in header[2:]:
+            finite(r[col], "LPIPS" in col)
+        if r["distortion"] == "confetti":
+            assert _number(r["colour-noise ratio"]) == pytest.approx(2.5, abs=0.01)
+
+    header, rows = _table(part2b)
+    assert header == ["dataset"] + [f"{k} per L1: confetti / blur" for k in losses[1:]]
+    assert [r["dataset"] for r in rows] == datasets
+    for r in rows:
+        for col in header[1:]:
+            finite(r[col], "LPIPS" in col)
