@@ -415,6 +415,19 @@ def _check_types(obj: Any, prefix: str = "") -> None:
             _check_types(value, f"{prefix}{f.name}.")
 
 
+#: loss settings that must be finite and >= 0
+_NON_NEGATIVE_LOSS_KEYS = (
+    "l1_weight",
+    "perceptual_weight",
+    "kl_weight",
+    "disc_weight",
+    "chroma_weight",
+    "equivariance_weight",
+    "equivariance_shift",
+    "equivariance_scale",
+)
+
+
 def validate_config(cfg: Config) -> None:
     """Check types and value ranges; raise :class:`ConfigError`.
 
@@ -473,7 +486,7 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"loss.transport_steps must be >= 1 (or null), got {cfg.loss.transport_steps}"
         )
-    for key in ("chroma_weight", "equivariance_weight", "equivariance_shift", "equivariance_scale"):
+    for key in _NON_NEGATIVE_LOSS_KEYS:
         value = getattr(cfg.loss, key)
         if not 0.0 <= value < math.inf:
             raise ConfigError(f"loss.{key} must be a finite number >= 0, got {value}")
@@ -505,10 +518,6 @@ def validate_config(cfg: Config) -> None:
             raise ConfigError(
                 f"train.{stage}.min_lr_ratio must be a finite number >= 0, got {s.min_lr_ratio}"
             )
-    for key in ("l1_weight", "perceptual_weight", "kl_weight", "disc_weight"):
-        value = getattr(cfg.loss, key)
-        if not 0.0 <= value < math.inf:
-            raise ConfigError(f"loss.{key} must be a finite number >= 0, got {value}")
     check_domain_names(cfg.data.domains, "data.domains")
     check_domain_names(cfg.model.domains, "model.domains")
     _check_priors(cfg.model.priors, len(cfg.model.domains))

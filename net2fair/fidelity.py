@@ -162,6 +162,18 @@ def colour_noise(
     return noise[:, rows, cols].mean(dim=(1, 2)).numpy()
 
 
+def _matched(
+    reconstructions: ImageBatch, inputs: ImageBatch, value_range: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    rec = to_rgb255(reconstructions, value_range=value_range)
+    inp = to_rgb255(inputs, value_range=value_range)
+    if rec.shape != inp.shape:
+        raise ValueError(
+            f"reconstructions and inputs must match, got {tuple(rec.shape)} and {tuple(inp.shape)}"
+        )
+    return rec, inp
+
+
 def colour_noise_ratio(
     reconstructions: ImageBatch,
     inputs: ImageBatch,
@@ -178,12 +190,7 @@ def colour_noise_ratio(
     Raises:
         ValueError: the two sets differ in number or size of images.
     """
-    rec = to_rgb255(reconstructions, value_range=value_range)
-    inp = to_rgb255(inputs, value_range=value_range)
-    if rec.shape != inp.shape:
-        raise ValueError(
-            f"reconstructions and inputs must match, got {tuple(rec.shape)} and {tuple(inp.shape)}"
-        )
+    rec, inp = _matched(reconstructions, inputs, value_range)
     num = float(colour_noise(rec, value_range=(0.0, 255.0)).mean())
     den = float(colour_noise(inp, value_range=(0.0, 255.0)).mean())
     if den == 0.0:
@@ -206,12 +213,7 @@ def psnr(
     Raises:
         ValueError: the two sets differ in number or size of images.
     """
-    rec = to_rgb255(reconstructions, value_range=value_range)
-    inp = to_rgb255(inputs, value_range=value_range)
-    if rec.shape != inp.shape:
-        raise ValueError(
-            f"reconstructions and inputs must match, got {tuple(rec.shape)} and {tuple(inp.shape)}"
-        )
+    rec, inp = _matched(reconstructions, inputs, value_range)
     mse = ((rec - inp) ** 2).mean(dim=(1, 2, 3))
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(255.0**2 / mse.numpy())
