@@ -34,7 +34,6 @@ import csv
 import itertools
 import json
 import math
-import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from timing import timed  # bench/timing.py
 
 from net2fair.config import Config, load_config
 from net2fair.models.flow import ConditionalFlow
@@ -126,17 +126,6 @@ def parse_grid(specs: list[str]) -> list[tuple[int, int, int]]:
             if combo not in out:
                 out.append(combo)  # type: ignore[arg-type]
     return out
-
-
-def timed(fn, repeat: int) -> float:
-    """Median seconds of ``repeat`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 @torch.inference_mode()

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from timing import timed  # bench/timing.py
 
 from net2fair import Translator
 from net2fair.config import Config, load_config
@@ -77,17 +78,6 @@ class Row:
     baseline: str = ""
     ratio: str = ""
     note: str = ""
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median seconds of ``repeat`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def ms(sec: float) -> str:

@@ -2,7 +2,7 @@
 
 Likelihood fixes what each dataset's codes look like, not which face of dataset b a face
 of dataset a is sent to; a projection can only keep the content that the code stores in
-the same coordinates in every dataset (README, "Why projections lose the pose"). Nothing
+the same coordinates in every dataset (docs/content-and-pose.md). Nothing
 in reconstruction asks for that: a shared encoder is free to store a photo's head
 position in other dimensions than an anime drawing's.
 
