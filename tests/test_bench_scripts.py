@@ -30,6 +30,9 @@ BENCH = REPO / "bench"
 
 
 def _module(name: str):
+    # run as `python bench/NAME.py`, a script sees its own folder on sys.path (bench/timing.py)
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up while being built
