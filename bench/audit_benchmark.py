@@ -56,9 +56,10 @@ from PIL import Image
 from net2fair import Translator
 from net2fair.audit import auto_alpha, effective_sample_size, resampling_weights
 from net2fair.audit import run as audit_run
-from net2fair.benchmark import EVAL_SEED_OFFSET, prior_vector
 from net2fair.data.images import uint8_to_tensor
-from net2fair.data.synthetic import PLANTED_ATTRIBUTES, load_priors, render_batch
+from net2fair.synth.benchmark import EVAL_SEED_OFFSET, prior_vector
+from net2fair.synth.priors import PLANTED_ATTRIBUTES, load_priors
+from net2fair.synth.render import render_batch
 
 CLIP = 10.0
 BASELINE = "histogram baseline"

@@ -6,7 +6,7 @@
 The same as ``net2fair benchmark [MODEL] ...`` (the installed command, which takes the model
 as its first argument): renders n fresh faces per synthetic dataset, projects each into
 every dataset, reads the attributes back with the shipped estimators and prints one row per
-ordered pair (see net2fair.benchmark for the definitions). Goals: target accuracy >= 90%,
+ordered pair (see net2fair.synth.benchmark for the definitions). Goals: target accuracy >= 90%,
 content error <= 0.3 sd, bias ratio <= 0.25.
 """
 

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from net2fair import Translator
-from net2fair.benchmark import CONTENT, EVAL_SEED_OFFSET, psd_power
-from net2fair.data.synthetic import render_batch
+from net2fair.synth.benchmark import CONTENT, EVAL_SEED_OFFSET, psd_power
+from net2fair.synth.render import render_batch
 from net2fair.training.checkpoint import load_checkpoint
 
 

@@ -54,10 +54,10 @@ from timing import timed  # bench/timing.py
 from net2fair import Translator
 from net2fair.config import Config, load_config
 from net2fair.data.datasets import MultiDomainDataset
-from net2fair.data.synthetic import write_benchmark
 from net2fair.models.autoencoder import DiagonalGaussian
 from net2fair.models.losses import AutoencoderLoss
 from net2fair.models.translator import build_autoencoder, build_flow
+from net2fair.synth.files import write_benchmark
 from net2fair.training.autoencoder import _flip
 from net2fair.training.cinn import _draw, encode_dataset
 from net2fair.training.engine import Runtime, StepBatchSampler, batch_indices, step_generator

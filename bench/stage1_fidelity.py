@@ -41,12 +41,13 @@ import torch
 import torch.nn.functional as F
 
 from net2fair import Translator
-from net2fair.benchmark import EVAL_SEED_OFFSET, to_uint8
+from net2fair.data.images import tensor_to_uint8 as to_uint8
 from net2fair.data.images import uint8_to_tensor
-from net2fair.data.synthetic import render_batch
 from net2fair.fidelity import colour_noise_ratio, eye_band, psnr
 from net2fair.models.losses import chroma_detail_l1
 from net2fair.models.perceptual import PerceptualWeightsMissing, load_lpips
+from net2fair.synth.benchmark import EVAL_SEED_OFFSET
+from net2fair.synth.render import render_batch
 
 #: colour-noise ratio of the synthetic confetti in table 2 (the shipped demo model's ~2.6)
 CONFETTI_RATIO = 2.5

@@ -55,13 +55,13 @@ from PIL import Image
 # Progress bars fall back to text without Jupyter widgets; no need to warn about it.
 warnings.filterwarnings("ignore", message="IProgress not found")
 from net2fair import Translator, report  # noqa: E402
-from net2fair.benchmark import EVAL_SEED_OFFSET  # noqa: E402
-from net2fair.data.synthetic import (  # noqa: E402
+from net2fair.synth.benchmark import EVAL_SEED_OFFSET  # noqa: E402
+from net2fair.synth.priors import (  # noqa: E402
     PLANTED_ATTRIBUTES,
     load_priors,
     priors_markdown_table,
-    render_batch,
 )
+from net2fair.synth.render import render_batch  # noqa: E402
 
 try:
     from IPython import get_ipython
@@ -597,7 +597,7 @@ print("weights:", ", ".join(f"{r['weight']:.2f}" for r in rare))
 # `net2fair demo` writes this notebook's main figures and the report in one command.
 #
 # To change the planted biases of the benchmark itself, edit a copy of
-# `net2fair/configs/synth_priors.yaml`, render with `net2fair synth`, and train on the
+# `net2fair/synth/priors.yaml`, render with `net2fair synth`, and train on the
 # folders it writes; `net2fair benchmark runs/NAME/model` then measures, pair by pair, how
 # much of each planted bias the new model's projections take on. Things to try in class:
 # give `anime` a balanced skin-tone prior and see whether the lightening disappears; or

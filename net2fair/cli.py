@@ -74,45 +74,18 @@ def _check_domain(t, name: str) -> str:  # noqa: ANN001
         raise CommandError(str(e), 2) from None
 
 
-def _read_images(source: str, resolution: int, quiet: bool):  # noqa: ANN202
-    """Yield (relative path, tensor) for every usable image; report and skip the bad ones."""
-    from tqdm import tqdm
+def _plan_images(source: str):  # noqa: ANN202
+    """Every image of a folder (or one file) through :mod:`net2fair.pipeline`; a missing
+    path is a usage error."""
+    from net2fair.pipeline import plan_inputs
 
-    from net2fair.data.images import ImageError, list_images, load_image, to_tensor
-
-    root = Path(source)
     try:
-        paths, skipped = list_images(root)
+        plan = plan_inputs(source)
     except FileNotFoundError as e:
         raise CommandError(str(e).splitlines()[0], 2) from None
-    for path, reason in skipped:
-        logger.warning("skipped %s: %s", path, reason)
-    stats = {"ok": 0, "skipped": len(skipped)}
-    base = root if root.is_dir() else root.parent
-
-    def gen():  # noqa: ANN202
-        for path in tqdm(paths, desc="images", disable=quiet, dynamic_ncols=True, file=sys.stderr):
-            try:
-                x = to_tensor(load_image(path), resolution)
-            except ImageError as e:
-                logger.warning("skipped %s", e)
-                stats["skipped"] += 1
-                continue
-            stats["ok"] += 1
-            yield path.relative_to(base), x
-
-    return gen(), stats
-
-
-def _batched(items, size: int):  # noqa: ANN001, ANN202
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    for folder in plan.scanned:  # this command has always named these, and counted them
+        logger.warning("skipped %s: is a folder named like an image; scanning it", folder)
+    return plan
 
 
 def _check_out(out: str, command: str, inputs: Sequence[str] = ()) -> Path:
@@ -237,9 +210,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------- project
 def cmd_project(args: argparse.Namespace) -> int:
     import torch
+    from tqdm import tqdm
 
     from net2fair.data.images import save_image_atomic
     from net2fair.fileio import safe_join, staged_folder
+    from net2fair.pipeline import iter_batches
     from net2fair.viz import image_grid
 
     _in_range(args.alpha, 0.0, 1.0, "--alpha")
@@ -251,7 +226,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     targets = (
         t.domains if (not args.to or "all" in args.to) else [_check_domain(t, d) for d in args.to]
     )
-    images, stats = _read_images(args.images, t.resolution, args.quiet)
+    plan = _plan_images(args.images)
     overview: list[list] = []
     used_names: set[Path] = set()
 
@@ -263,24 +238,33 @@ def cmd_project(args: argparse.Namespace) -> int:
         used_names.add(name)
         return name
 
+    bar = tqdm(
+        total=plan.wanted, desc="images", disable=args.quiet, dynamic_ncols=True, file=sys.stderr
+    )
+    # full-size decoding (draft=False): the projections are this command's output
+    batches = iter_batches(plan, t.resolution, args.batch_size, progress=bar.update, draft=False)
     # Built aside and renamed into place at the end: an interrupted run leaves nothing.
     with staged_folder(out, "project", inputs=[args.images]) as tmp:
-        for batch in _batched(images, args.batch_size):
-            rels = [out_name(r) for r, _ in batch]
-            x = torch.stack([x for _, x in batch]).to(t.device)
-            proj = t.project(x, source=source, targets=targets, alpha=args.alpha)
-            for i, rel in enumerate(rels):
-                for name in targets:
-                    save_image_atomic(proj[name][i].cpu(), safe_join(tmp, name, rel))
-                if len(overview) < OVERVIEW_ROWS:
-                    overview.append([x[i].cpu(), *[proj[n][i].cpu() for n in targets]])
-        if stats["ok"] == 0:
-            raise CommandError(f"no usable image in {args.images} ({stats['skipped']} skipped)")
+        try:
+            for batch in batches:
+                rels = [out_name(p.relative_to(plan.root)) for p in batch.paths]
+                x = batch.tensor(t.device)
+                proj = t.project(x, source=source, targets=targets, alpha=args.alpha)
+                for i, rel in enumerate(rels):
+                    for name in targets:
+                        save_image_atomic(proj[name][i].cpu(), safe_join(tmp, name, rel))
+                    if len(overview) < OVERVIEW_ROWS:
+                        overview.append([x[i].cpu(), *[proj[n][i].cpu() for n in targets]])
+        finally:
+            bar.close()
+        skipped = len(plan.skipped) + len(plan.scanned)
+        if plan.used == 0:
+            raise CommandError(f"no usable image in {args.images} ({skipped} skipped)")
         grid = image_grid(overview, col_labels=[f"input ({source})", *targets])
         grid.save(tmp / "overview.png")
     print(
-        f"projected {stats['ok']} image(s) from '{source}' to {', '.join(targets)}; "
-        f"skipped {stats['skipped']}; written to {out}"
+        f"projected {plan.used} image(s) from '{source}' to {', '.join(targets)}; "
+        f"skipped {skipped}; written to {out}"
     )
     return 0
 
@@ -332,8 +316,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
-    from net2fair.data.synthetic import write_benchmark
     from net2fair.fileio import staged_folder
+    from net2fair.synth.files import write_benchmark
 
     _at_least(args.n, 1, "--n")
     _in_range(args.resolution, 32, 256, "--resolution")
@@ -483,7 +467,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _check_out(args.out, "demo")
     t0 = time.perf_counter()
     result = run_demo(
-        args.out, model=args.model, n=args.n, seed=args.seed, device=resolve_device(args.device)
+        args.out, model="demo", n=args.n, seed=args.seed, device=resolve_device(args.device)
     )
     print(
         f"net2fair demo: {args.n} rendered faces per dataset projected into every dataset "
@@ -518,8 +502,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     import torch
 
-    from net2fair.benchmark import format_table, load_estimators, run_benchmark
-    from net2fair.data.synthetic import DOMAINS
+    from net2fair.synth.benchmark import format_table, run_benchmark
+    from net2fair.synth.estimators import load_estimators
+    from net2fair.synth.priors import DOMAINS
     from net2fair.training.checkpoint import atomic_write
 
     _in_range(args.n, 1, MAX_EVAL_FACES, "--n")
@@ -549,7 +534,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if estimators is None:
         raise CommandError(
             "the attribute estimators (net2fair/assets/estimators) are not installed; "
-            "reinstall net2fair or train them with python -m net2fair.training.estimators"
+            "reinstall net2fair or train them with python -m net2fair.synth.train_estimators"
         )
     torch.manual_seed(args.seed)
     result = run_benchmark(
@@ -814,7 +799,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "the main job on the shipped demo model and a fresh synthetic set", cmd_demo)
     p.add_argument("--out", default="net2fair-demo", help=OUT_HELP)
     p.add_argument("--n", type=int, default=60, help="evaluation faces per dataset")
-    p.add_argument("--model", default="demo", help=argparse.SUPPRESS)
     _common(p)
 
     p = add(

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import torch
 
-from net2fair.benchmark import BenchmarkResult, format_table, load_estimators, run_benchmark
 from net2fair.data.images import save_image_atomic, uint8_to_tensor
-from net2fair.data.synthetic import render_batch
 from net2fair.fileio import check_output_folder, staged_folder
 from net2fair.models.translator import Translator
+from net2fair.synth.benchmark import BenchmarkResult, format_table, run_benchmark
+from net2fair.synth.estimators import load_estimators
+from net2fair.synth.render import render_batch
 from net2fair.viz import image_grid
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def _write_demo(
     # The bias report on the photo dataset's faces: the dataset whose priors are uniform
     # over skin tones, so every other dataset's bias shows as a shift away from it.
     from net2fair import report
-    from net2fair.benchmark import EVAL_SEED_OFFSET
+    from net2fair.synth.benchmark import EVAL_SEED_OFFSET
 
     faces, _ = render_batch("photo", n, t.resolution, seed=seed + EVAL_SEED_OFFSET)
     for i, img in enumerate(uint8_to_tensor(faces)):

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from net2fair.colour import rgb_to_cbcr
+
 __all__ = [
     "EYE_BAND_COLUMNS",
     "EYE_BAND_ROWS",
@@ -140,11 +142,8 @@ def colour_noise_map(
     images: ImageBatch, *, value_range: tuple[float, float] = (-1.0, 1.0)
 ) -> torch.Tensor:
     """Per-pixel colour noise ``(N, H, W)``: squared Cb and Cr high-pass, summed (levels^2)."""
-    rgb = to_rgb255(images, value_range=value_range)
-    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    cb = -0.168736 * r - 0.331264 * g + 0.5 * b  # + 128, which the high-pass removes
-    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
-    chroma = torch.stack([cb, cr], dim=1)
+    # Cb, Cr without their + 128, which the high-pass removes
+    chroma = rgb_to_cbcr(to_rgb255(images, value_range=value_range))
     return ((chroma - _gaussian_blur(chroma)) ** 2).sum(dim=1)
 
 

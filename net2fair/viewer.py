@@ -29,6 +29,7 @@ from net2fair.data.images import (
     is_image_name,
     list_images,
     load_image,
+    tensor_to_uint8,
     to_uint8_array,
 )
 from net2fair.models.translator import MODEL_FILES, Translator, resolve_model_path, shipped_models
@@ -181,7 +182,7 @@ class Example:
 def is_synthetic(domains: Sequence[str]) -> bool:
     """Whether every dataset is one of the synthetic benchmark's (so it can render
     examples)."""
-    from net2fair.data.synthetic import DOMAINS
+    from net2fair.synth.priors import DOMAINS
 
     return bool(domains) and all(d in DOMAINS for d in domains)
 
@@ -190,7 +191,7 @@ def benchmark_examples(
     domains: Sequence[str], resolution: int, n: int = 8, seed: int = BENCHMARK_SEED
 ) -> dict[str, list[Example]]:
     """New benchmark faces of each synthetic dataset, rendered at ``resolution``."""
-    from net2fair.data.synthetic import render_batch
+    from net2fair.synth.render import render_batch
 
     res = min(max(resolution, 32), 256)
     out = {}
@@ -261,12 +262,6 @@ def model_input(image: Image.Image, resolution: int) -> np.ndarray:
 # ------------------------------------------------------------------------------- analysis
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """``(B, 3, H, W)`` in [-1, 1] -> ``(B, H, W, 3)`` uint8."""
-    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
-
-
 @dataclass(frozen=True)
 class Analysis:
     """One input face under a model.
@@ -292,13 +287,13 @@ class Analysis:
 def analyse(t: Translator, pixels: np.ndarray) -> Analysis:
     """Encode one ``(R, R, 3)`` uint8 image; reconstruct it; score it under each dataset."""
     z = t.encode(pixels)
-    ll = t.latent_log_likelihood(z)
+    ll = t.latent_log_likelihood(z)  # one flow pass gives the likelihoods and the posterior
     return Analysis(
         latent=z[0].cpu().numpy().astype(np.float32),
-        reconstruction=to_uint8(t.decode(z))[0],
+        reconstruction=tensor_to_uint8(t.decode(z))[0],
         log_likelihood=ll[0].cpu().numpy(),
         bits_per_dim=t.bits_per_dim(ll)[0].cpu().numpy(),
-        posterior=t.latent_posterior(z)[0].cpu().numpy(),
+        posterior=t.posterior_from_log_likelihood(ll)[0].cpu().numpy(),
     )
 
 
@@ -353,7 +348,7 @@ def reference_faces(
     synthetic model (not the examples', not the training seed), else up to ``n`` images
     of each training folder where all of them are here, else None (model samples)."""
     if is_synthetic(t.domains):
-        from net2fair.data.synthetic import render_batch
+        from net2fair.synth.render import render_batch
 
         res = min(max(t.resolution, 32), 256)
         faces = {d: render_batch(d, n, res, BENCHMARK_SEED + 1)[0] for d in t.domains}
@@ -387,7 +382,7 @@ def project_row(
     ``{dataset: (R, R, 3) uint8}``; the source's own entry is the reconstruction."""
     zs = t.project_latents(_latent(t, latent), source, "all", alpha)
     names = list(zs)
-    x = to_uint8(t.decode(torch.cat([zs[n] for n in names])))
+    x = tensor_to_uint8(t.decode(torch.cat([zs[n] for n in names])))
     return dict(zip(names, x))
 
 
@@ -401,14 +396,14 @@ def translation_frames(
     z = _latent(t, latent)
     alphas = np.linspace(0.0, 1.0, n_frames)
     zs = [t.project_latents(z, source, target, float(a))[target] for a in alphas]
-    return to_uint8(t.decode(torch.cat(zs)))
+    return tensor_to_uint8(t.decode(torch.cat(zs)))
 
 
 def shared_samples(t: Translator, n: int, temperature: float, seed: int) -> dict[str, np.ndarray]:
     """``n`` residuals decoded under every dataset: ``{dataset: (n, R, R, 3) uint8}``;
     row i of every dataset is the same residual."""
     x = t.sample_shared("all", n=n, temperature=temperature, seed=seed)
-    return {d: to_uint8(v) for d, v in x.items()}
+    return {d: tensor_to_uint8(v) for d, v in x.items()}
 
 
 # ------------------------------------------------------------------------------- pictures

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 
-from net2fair.data.synthetic import PLANTED_ATTRIBUTES
+from net2fair.synth.priors import PLANTED_ATTRIBUTES
 from tests.conftest import REPO
 
 SCRIPT = REPO / "bench" / "audit_benchmark.py"

@@ -65,13 +65,15 @@ def test_project_writes_every_target_and_matches_python_api(tiny_model, toy_fold
         assert Image.open(out / target / inputs[0]).size == (32, 32)
     assert (out / "overview.png").is_file()
 
-    # Translator.load reproduces the command's projections bit for bit.
+    # Translator.load reproduces the command's projections bit for bit, given the same
+    # batch (CPU convolutions may round differently at another batch size).
     t = Translator.load(tiny_model)
-    first = toy_folders["discs"] / inputs[0]
-    proj = t.project([first], source="discs", targets=["squares"])["squares"]
-    expected = Translator.to_pil(proj)[0]
-    got = Image.open(out / "squares" / inputs[0]).convert("RGB")
-    assert list(expected.getdata()) == list(got.getdata())
+    paths = [toy_folders["discs"] / name for name in inputs]
+    proj = t.project(paths, source="discs", targets="all")
+    for target, images in proj.items():
+        for name, expected in zip(inputs, Translator.to_pil(images)):
+            got = Image.open(out / target / name).convert("RGB")
+            assert list(expected.getdata()) == list(got.getdata()), (target, name)
 
 
 def test_sample_writes_n_per_domain(tiny_model, tmp_path):

@@ -1,4 +1,4 @@
-"""Writers for an :class:`~net2fair.audit.core.Audit`: one folder, written atomically.
+"""Writers for an :class:`~net2fair.audit.model.Audit`: one folder, written atomically.
 
 * ``weights.csv``: one row per image: path (relative to the audited folder), weight,
   log-likelihood, bits/dim, posterior and log-likelihood per dataset, flag, the dataset
@@ -11,25 +11,17 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from net2fair.audit.core import Audit, AuditImage
+from net2fair import htmlkit
+from net2fair.audit.model import Audit, AuditImage
 from net2fair.fileio import OutputError, staged_folder
+from net2fair.htmlkit import esc
 from net2fair.report.changes import write_change_figure
-from net2fair.report.html import (
-    _csv_value,
-    _data_uri_png,
-    _figure,
-    changes_section,
-    esc,
-    page_start,
-    provenance_section,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +50,7 @@ def write(audit: Audit, out_dir: str | Path, *, inputs: Sequence[str | Path] = (
             (tmp / "images").mkdir()
             changes = write_change_figure(audit.change_maps, tmp / "images" / "changes.png")
         write_weights_csv(audit, tmp / "weights.csv")
-        text = json.dumps(audit.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
-        (tmp / "audit.json").write_text(text + "\n", encoding="utf-8")
+        htmlkit.write_json(audit.to_dict(), tmp / "audit.json")
         (tmp / "index.html").write_text(render_html(audit, charts, changes), encoding="utf-8")
     logger.info("wrote audit to %s", out)
     return out
@@ -67,13 +58,12 @@ def write(audit: Audit, out_dir: str | Path, *, inputs: Sequence[str | Path] = (
 
 def write_weights_csv(audit: Audit, path: Path) -> None:
     """``weights.csv``: one row per image, in folder order."""
+    cell = htmlkit.csv_value
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=audit.columns, extrasaction="ignore")
         w.writeheader()
         for row in audit.rows:
-            w.writerow(
-                {k: (int(v) if isinstance(v, bool) else _csv_value(v)) for k, v in row.items()}
-            )
+            w.writerow({k: int(v) if isinstance(v, bool) else cell(v) for k, v in row.items()})
 
 
 # ---------------------------------------------------------------------------- charts
@@ -85,7 +75,7 @@ def write_charts(audit: Audit, folder: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     ll = audit.log_likelihood
     flags = np.array([r["flag"] for r in audit.rows], dtype=bool)
-    fig = _figure(7.0, 2.8)
+    fig = htmlkit.figure(7.0, 2.8)
     ax1, ax2 = fig.subplots(1, 2)
     bins = np.linspace(ll.min(), ll.max() + 1e-9, min(40, max(8, ll.size // 5)) + 1)
     ax1.hist(ll[~flags], bins=bins, color="#4c72b0", alpha=0.8, label="not flagged")
@@ -109,7 +99,7 @@ def write_charts(audit: Audit, folder: Path) -> dict[str, Path]:
     if cat:
         cols = 3
         nrows = (len(cat) + cols - 1) // cols
-        fig = _figure(10.0, 2.4 * nrows)
+        fig = htmlkit.figure(10.0, 2.4 * nrows)
         axes = np.asarray(fig.subplots(nrows, cols, squeeze=False)).reshape(-1)
         for ax, a in zip(axes, cat):
             xs = np.arange(len(a.categories))
@@ -137,7 +127,7 @@ def _cards(items: list[AuditImage], pixel: bool) -> str:
     if not items:
         return "<p class='note'>none</p>"
     cards = "".join(
-        f'<div class="card"><img alt="{esc(g.name)}" src="{_data_uri_png(g.pixels)}">'
+        f'<div class="card"><img alt="{esc(g.name)}" src="{htmlkit.data_uri_png(g.pixels)}">'
         f'<div class="name">{esc(g.name)}</div>'
         f"<div>log p {g.log_likelihood:.1f}</div>"
         + (f"<div>w {g.weight:.2f}</div>" if g.weight is not None else "")
@@ -224,7 +214,7 @@ def _provenance(audit: Audit) -> str:
         ("versions", ", ".join(f"{k} {v}" for k, v in audit.versions.items())),
         ("created", audit.created),
     ]
-    return provenance_section(items, d, "audit.json")
+    return htmlkit.provenance_section(items, d, "audit.json")
 
 
 def render_html(audit: Audit, charts: dict[str, Path], changes: Path | None = None) -> str:
@@ -232,12 +222,12 @@ def render_html(audit: Audit, charts: dict[str, Path], changes: Path | None = No
     pixel = audit.model.get("resolution", 256) < 96
     headline = "".join(f"<li>{esc(s)}</li>" for s in audit.sentences())
     attr_chart = (
-        f'<img class="chart" alt="attributes" src="{_data_uri_png(charts["attributes"])}">'
+        f'<img class="chart" alt="attributes" src="{htmlkit.data_uri_png(charts["attributes"])}">'
         if "attributes" in charts
         else ""
     )
     title = f"Dataset audit: {audit.domain}"
-    return f"""{page_start(title)}
+    return f"""{htmlkit.page_start(title)}
 <p class="meta">{audit.n} images of <code>{esc(audit.root)}</code> audited as
 <b>{esc(audit.domain)}</b> with model <b>{esc(audit.model.get("name"))}</b>
 (datasets: {esc(", ".join(audit.domains))}); seed {audit.seed}; {esc(audit.created)}.</p>
@@ -246,7 +236,7 @@ def render_html(audit: Audit, charts: dict[str, Path], changes: Path | None = No
 <a href="#method">method</a> · <a href="#provenance">provenance</a></p>
 <h2>In short</h2><ul class="headline">{headline}</ul>
 <section id="typical"><h2>Typicality under {esc(audit.domain)}</h2>
-<img class="chart" alt="log-likelihoods" src="{_data_uri_png(charts["loglik"])}">
+<img class="chart" alt="log-likelihoods" src="{htmlkit.data_uri_png(charts["loglik"])}">
 <h3>The {len(audit.least_typical)} least typical images (highest weights)</h3>
 {_cards(audit.least_typical, pixel)}
 <h3>The {len(audit.most_typical)} most typical images (lowest weights)</h3>
@@ -264,7 +254,7 @@ typical range above).</p>
 <code>torch.utils.data.WeightedRandomSampler</code> (see the README).</p>
 {attr_chart}
 {_attribute_table(audit)}</section>
-{changes_section(audit.change_maps, changes, audit.domain)}
+{htmlkit.changes_section(audit.change_maps, changes, audit.domain)}
 <section id="method"><h2>Method and caveats</h2>
 <ul>
 <li>Each image is resized and centre-cropped to {audit.model.get("resolution")} px and encoded;
@@ -280,8 +270,7 @@ strongest one (at most 1) that keeps the reweighted folder worth half of its ima
 (Kish's effective sample size); here {audit.alpha:.3g} ({esc(audit.alpha_rule)}).</li>
 </ul></section>
 {_provenance(audit)}
-</main></body></html>
-"""
+{htmlkit.PAGE_END}"""
 
 
 __all__ = ["AUDIT_FILES", "AuditWriteError", "render_html", "write", "write_weights_csv"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 import stat
 import warnings
 from pathlib import Path
@@ -24,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from net2fair.fileio import atomic_write
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
@@ -31,6 +32,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_SIDE = 8
+#: how faces sit in the images: "ffhq" (aligned photos, FFHQ crop) or "synthetic" (the
+#: renderer's faces); fixes where the skin and background are measured
+LAYOUTS = ("ffhq", "synthetic")
 """Images with a side shorter than this many pixels are rejected."""
 MAX_ASPECT = 8.0
 """Images longer than this many times their width (or the reverse) are rejected."""
@@ -410,21 +414,37 @@ def to_tensor(img: Image.Image, resolution: int) -> torch.Tensor:
     return uint8_to_tensor(to_uint8_array(img, resolution))
 
 
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Turn images in [-1, 1] into 8-bit pixels: the inverse of :func:`uint8_to_tensor`.
+
+    Arguments:
+        x: ``(B, 3, H, W)`` or ``(3, H, W)`` float tensor in [-1, 1], on any device;
+            values outside are clipped.
+
+    Returns:
+        ``(B, H, W, 3)`` or ``(H, W, 3)`` uint8 array (C-contiguous), each value
+        ``round((x + 1) * 127.5)``.
+    """
+    if x.ndim not in (3, 4) or x.shape[-3] != 3:
+        raise ValueError(f"expected images shaped (3, H, W) or (B, 3, H, W), got {tuple(x.shape)}")
+    x = x.detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
+    pixels = ((x + 1.0) * 127.5).round().to(torch.uint8)
+    return pixels.movedim(-3, -1).contiguous().numpy()
+
+
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     """Turn a ``(3, H, W)`` tensor in [-1, 1] into an RGB image (values outside are clipped)."""
     if x.ndim != 3 or x.shape[0] != 3:
         raise ValueError(f"expected an image tensor shaped (3, H, W), got {tuple(x.shape)}")
-    x = x.detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
-    pixels = ((x + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).contiguous()
-    return Image.fromarray(pixels.numpy())
+    return Image.fromarray(tensor_to_uint8(x))
 
 
 def save_image_atomic(img: Image.Image | torch.Tensor, path: str | Path) -> Path:
     """Write an image so that ``path`` is either the old file or the complete new one.
 
-    The image is written to a hidden temporary file in the same folder, then moved over
-    ``path`` with :func:`os.replace`. The format follows the file name ending. Missing
-    parent folders are created.
+    Written with :func:`net2fair.fileio.atomic_write` (a hidden temporary file in the same
+    folder, flushed, then moved over ``path``). The format follows the file name ending.
+    Missing parent folders are created.
 
     Arguments:
         img: a PIL image, or a ``(3, H, W)`` tensor in [-1, 1].
@@ -441,15 +461,9 @@ def save_image_atomic(img: Image.Image | torch.Tensor, path: str | Path) -> Path
         raise ValueError(f"cannot tell the image format from the file name: {path}")
     if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
         img = _to_rgb(img)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open with 0o666 lets the umask decide the final permissions, as a plain write would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             img.save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from net2fair.colour import rgb_to_cbcr
 from net2fair.models.perceptual import try_load_lpips
 
 logger = logging.getLogger(__name__)
@@ -177,8 +178,7 @@ def chroma_detail_l1(x: torch.Tensor, xrec: torch.Tensor) -> torch.Tensor:
     :func:`net2fair.fidelity.colour_noise` measures. Chroma edges the input has cost
     nothing when reproduced; luma detail is left to L1 and LPIPS.
     """
-    weights = x.new_tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-    diff = torch.einsum("kc,bchw->bkhw", weights, xrec.float() - x.float())
+    diff = rgb_to_cbcr(xrec.float() - x.float())
     t = torch.arange(-3, 4, dtype=diff.dtype, device=diff.device)
     k = torch.exp(-0.5 * t**2)
     k = k / k.sum()

@@ -210,8 +210,15 @@ class Translator(nn.Module):
 
     @torch.inference_mode()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents ``(B, z_dim)`` -> images ``(B, 3, R, R)`` clamped to [-1, 1]."""
-        return self.autoencoder.decode(z.to(self.device)).clamp(-1.0, 1.0)
+        """Latents ``(B, z_dim)`` -> images ``(B, 3, R, R)`` clamped to [-1, 1].
+
+        Decoded in micro-batches of the autoencoder's ``max_decode_batch`` (when it has
+        one): the paper's decoder needs 256 MiB per image for its attention alone.
+        """
+        z = z.to(self.device)
+        step = getattr(self.autoencoder, "max_decode_batch", None) or max(1, z.shape[0])
+        parts = [self.autoencoder.decode(chunk) for chunk in z.split(step)]
+        return torch.cat(parts).clamp(-1.0, 1.0)
 
     def _labels(self, domain: str | int, n: int) -> torch.Tensor:
         return torch.full((n,), self.domain_index(domain), dtype=torch.long, device=self.device)
@@ -332,8 +339,16 @@ class Translator(nn.Module):
 
     @torch.inference_mode()
     def latent_posterior(self, z: torch.Tensor) -> torch.Tensor:
-        ll = self.latent_log_likelihood(z)
-        return torch.softmax(ll + self.priors.log(), dim=1)
+        """p(dataset | z) by Bayes with the training priors: ``(B, K)``, rows sum to 1."""
+        return self.posterior_from_log_likelihood(self.latent_log_likelihood(z))
+
+    def posterior_from_log_likelihood(self, log_likelihood: torch.Tensor) -> torch.Tensor:
+        """p(dataset | z) from the ``(B, K)`` log p(z | dataset) of
+        :meth:`latent_log_likelihood`, by Bayes with the training priors (no flow pass):
+        callers that need both get them from one pass. Computed in the dtype and on the
+        device of ``log_likelihood``."""
+        priors = self.priors.to(log_likelihood)
+        return torch.softmax(log_likelihood + priors.log(), dim=1)
 
     @torch.inference_mode()
     def posterior(self, images: Images) -> torch.Tensor:

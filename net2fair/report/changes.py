@@ -24,28 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from net2fair.data.synthetic import srgb_to_lab
+from net2fair.colour import lab_to_srgb, srgb_to_lab
 from net2fair.report.measures import background_mask, skin_mask
-
-
-def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """CIELAB (D65) ``(..., 3)`` -> sRGB floats in [0, 1], clipped (inverse of
-    :func:`net2fair.data.synthetic.srgb_to_lab`)."""
-    lab = np.asarray(lab, dtype=np.float64)
-    fy = (lab[..., 0] + 16.0) / 116.0
-    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
-    d = 6.0 / 29.0
-    xyz = np.where(f > d, f**3, 3.0 * d * d * (f - 4.0 / 29.0)) * np.array([0.95047, 1.0, 1.08883])
-    m = np.array(
-        [
-            [3.2404542, -1.5371385, -0.4985314],
-            [-0.9692660, 1.8760108, 0.0415560],
-            [0.0556434, -0.2040259, 1.0572252],
-        ]
-    )
-    lin = np.clip(xyz @ m.T, 0.0, 1.0)
-    rgb = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1.0 / 2.4) - 0.055)
-    return np.clip(rgb, 0.0, 1.0)
 
 
 @dataclass

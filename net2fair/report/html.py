@@ -1,4 +1,4 @@
-"""Writers for a :class:`~net2fair.report.build.Report`: one folder, written atomically.
+"""Writers for a :class:`~net2fair.report.model.Report`: one folder, written atomically.
 
 ``write(report, out_dir)`` builds the whole folder under a temporary name beside
 ``out_dir`` and renames it into place at the end, so an interrupted run leaves either the
@@ -14,11 +14,7 @@ previous report or nothing, never half of one. The folder holds:
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
-import io
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -28,10 +24,21 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from net2fair import htmlkit
 from net2fair.fileio import OutputError, staged_folder
-from net2fair.report.build import GalleryItem, Report, Shift, TargetReport
-from net2fair.report.changes import ChangeMap, write_change_figure
+from net2fair.htmlkit import (
+    PAGE_END,
+    changes_section,
+    csv_value,
+    data_uri_png,
+    esc,
+    figure,
+    page_start,
+    provenance_section,
+)
+from net2fair.report.changes import write_change_figure
 from net2fair.report.measures import ITA_BAND_NAMES, number_formatter
+from net2fair.report.model import GalleryItem, Report, Shift, TargetReport
 from net2fair.viz import image_grid
 
 logger = logging.getLogger(__name__)
@@ -41,11 +48,6 @@ REPORT_FILES = ("index.html", "report.json", "per_image.csv")
 
 #: the writer's refusals (kept as a name of its own for callers that catch it)
 ReportWriteError = OutputError
-
-
-def esc(value: object) -> str:
-    """HTML-escape any value shown in the page (quotes included)."""
-    return html.escape(str(value), quote=True)
 
 
 def write(report: Report, out_dir: str | Path, *, inputs: Sequence[str | Path] = ()) -> Path:
@@ -81,8 +83,7 @@ def _write_all(report: Report, folder: Path) -> None:
 
 def write_json(report: Report, path: Path) -> None:
     """``report.json``: :meth:`Report.to_dict`, strict JSON (no NaN)."""
-    text = json.dumps(report.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    htmlkit.write_json(report.to_dict(), path)
 
 
 def write_csv(report: Report, path: Path) -> None:
@@ -91,24 +92,10 @@ def write_csv(report: Report, path: Path) -> None:
         w = csv.DictWriter(fh, fieldnames=report.columns, extrasaction="ignore")
         w.writeheader()
         for row in report.rows:
-            w.writerow({k: _csv_value(v) for k, v in row.items()})
-
-
-def _csv_value(v: Any) -> Any:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return v
+            w.writerow({k: csv_value(v) for k, v in row.items()})
 
 
 # ---------------------------------------------------------------------------- charts
-
-
-def _figure(width: float, height: float) -> Any:
-    # The object-oriented API draws with Agg and never touches pyplot's global backend,
-    # so writing a report works headless and does not disturb a notebook's plots.
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def _hist_panel(ax: Any, before: np.ndarray, after: np.ndarray, title: str, xlabel: str) -> None:
@@ -142,7 +129,7 @@ def write_charts(report: Report, folder: Path) -> dict[str, dict[str, Path]]:
     out: dict[str, dict[str, Path]] = {}
     for i, t in enumerate(report.per_target):
         rows = [r for r in report.rows if r["target"] == t.target]
-        fig = _figure(6.6, 2.7)
+        fig = figure(6.6, 2.7)
         axes = fig.subplots(1, 2)
 
         def get(key: str, rows: list[dict] = rows) -> np.ndarray:
@@ -156,7 +143,7 @@ def write_charts(report: Report, folder: Path) -> dict[str, dict[str, Path]]:
         dist = folder / f"target-{i}-distributions.png"
         fig.savefig(dist)
 
-        fig = _figure(min(7.0, max(3.4, 0.8 * len(report.domains) + 1.4)), 2.7)
+        fig = figure(min(7.0, max(3.4, 0.8 * len(report.domains) + 1.4)), 2.7)
         ax = fig.subplots()
         xs = np.arange(len(report.domains))
         ax.bar(
@@ -225,58 +212,7 @@ def write_image_files(report: Report, folder: Path) -> dict[str, Path]:
     return out
 
 
-def _data_uri_png(img: np.ndarray | Image.Image | Path) -> str:
-    if isinstance(img, Path):
-        data = img.read_bytes()
-    else:
-        pil = img if isinstance(img, Image.Image) else Image.fromarray(img)
-        buf = io.BytesIO()
-        pil.save(buf, format="PNG")
-        data = buf.getvalue()
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
 # ------------------------------------------------------------------------------ html
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;
-background:#fafafa;line-height:1.45}
-main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
-h1{font-size:1.6em;margin:.4em 0}
-h2{font-size:1.3em;margin-top:1.8em;border-bottom:2px solid #ddd;padding-bottom:.2em}
-h3{font-size:1.08em;margin-top:1.3em}
-.meta{color:#555;font-size:.92em}
-.headline li{margin:.25em 0}
-table{border-collapse:collapse;font-size:.88em;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;vertical-align:top}
-th{background:#f0f0f0}
-td.l,th.l{text-align:left}
-tr.clear td{background:#fff4e0}
-.cards{display:flex;flex-wrap:wrap;gap:8px}
-.card{background:#fff;border:1px solid #ddd;padding:4px;font-size:.75em;text-align:center;
-width:min-content}
-.card img{width:80px;height:80px;display:block}
-.grid img{width:96px;height:96px;display:block}
-.pixel img{image-rendering:pixelated}
-.card .name{max-width:80px;overflow-wrap:anywhere}
-.grid td{padding:2px}
-.grid td.name{font-size:.75em;max-width:180px;overflow-wrap:anywhere;text-align:left}
-.charts{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
-img.chart{max-width:100%;height:auto;border:1px solid #eee;background:#fff}
-.note{color:#555;font-size:.9em}
-details{margin:.6em 0}
-code{background:#eee;padding:1px 4px;overflow-wrap:anywhere}
-"""
-
-
-def page_start(title: str) -> str:
-    """The opening of a self-contained page in the report's style, up to its ``<h1>``."""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title><style>{_CSS}</style></head>
-<body><main>
-<h1>{esc(title)}</h1>"""
 
 
 def _finite(x: float | None) -> bool:
@@ -361,8 +297,8 @@ def _gallery(items: Sequence[GalleryItem], measure: str, pixel: bool) -> str:
     cards = []
     for g in items:
         cards.append(
-            f'<div class="card"><img alt="input" src="{_data_uri_png(g.input)}">'
-            f'<img alt="projection" src="{_data_uri_png(g.projection)}">'
+            f'<div class="card"><img alt="input" src="{data_uri_png(g.input)}">'
+            f'<img alt="projection" src="{data_uri_png(g.projection)}">'
             f'<div class="name">{esc(g.name)}</div><div>{esc(measure)} {g.change:.3f}</div></div>'
         )
     cls = "cards pixel" if pixel else "cards"
@@ -384,33 +320,14 @@ def _grid(report: Report, pixel: bool) -> str:
     for i, name in enumerate(report.grid_names):
         cells = [
             f'<td class="name">{esc(name)}</td>',
-            f'<td><img alt="input" src="{_data_uri_png(report.grid_inputs[i])}"></td>',
+            f'<td><img alt="input" src="{data_uri_png(report.grid_inputs[i])}"></td>',
         ]
         for t in report.targets:
-            uri = _data_uri_png(report.grid_projections[t][i])
+            uri = data_uri_png(report.grid_projections[t][i])
             cells.append(f'<td><img alt="{esc(t)}" src="{uri}"></td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     cls = "grid pixel" if pixel else "grid"
     return f'<table class="{cls}">{head}{"".join(rows)}</table>'
-
-
-def changes_section(maps: Sequence[ChangeMap], figure: Path | None, source: str) -> str:
-    """The "where each dataset changes faces" section (also used by the audit page)."""
-    if not maps or figure is None:
-        return ""
-    sentences = "".join(f"<li>{esc(m.sentence())}</li>" for m in maps)
-    return (
-        '<section id="changes"><h2>Where each dataset changes faces</h2>'
-        f"<p class='note'>Each image's residual is decoded under <b>{esc(source)}</b> (its "
-        "reconstruction) and under each target; the maps average the difference over all "
-        "images, so what the autoencoder alone changes is left out. Left to right: the "
-        "average of the images decoded under the source and under the target (the average "
-        "change), the mean absolute change per pixel (one colour scale for all rows), the "
-        "lightness shift (red: lighter, blue: darker) and the colour shift (grey: none; the "
-        "hue shows the direction, the saturation its size).</p>"
-        f"<ul>{sentences}</ul>"
-        f'<img class="chart" alt="change maps" src="{_data_uri_png(figure)}"></section>'
-    )
 
 
 def _target_section(
@@ -449,8 +366,8 @@ def _target_section(
         f"<ul>{sentences}</ul>",
         fd,
         '<div class="charts">',
-        f'<img class="chart" alt="distributions" src="{_data_uri_png(charts["distributions"])}">',
-        f'<img class="chart" alt="posterior" src="{_data_uri_png(charts["posterior"])}">',
+        f'<img class="chart" alt="distributions" src="{data_uri_png(charts["distributions"])}">',
+        f'<img class="chart" alt="posterior" src="{data_uri_png(charts["posterior"])}">',
         "</div>",
         "<h3>Skin tone bands (ITA)</h3>",
         _bands_table(t),
@@ -522,30 +439,6 @@ define what "bias" means here.</li>
 </ul></section>"""
 
 
-def provenance_section(rows: Sequence[tuple[str, object]], data: dict, json_name: str) -> str:
-    """The provenance table (``(label, value)`` rows, values shown as code) and the list of
-    skipped files (the first 200; all of them are in ``json_name``)."""
-    skipped = "".join(
-        f"<li><code>{esc(s['file'])}</code>: {esc(s['reason'])}</li>" for s in data["skipped"][:200]
-    )
-    more = len(data["skipped"]) - 200
-    skipped_html = (
-        f"<details><summary>{data['n_skipped']} files skipped</summary><ul>{skipped}"
-        + (f"<li>... and {more} more (see {esc(json_name)})</li>" if more > 0 else "")
-        + "</ul></details>"
-        if data["skipped"]
-        else "<p>No file was skipped.</p>"
-    )
-    table = "".join(
-        f"<tr><th class='l'>{esc(k)}</th><td class='l'><code>{esc(val)}</code></td></tr>"
-        for k, val in rows
-    )
-    return (
-        f'<section id="provenance"><h2>Provenance</h2><table>{table}</table>'
-        f"{skipped_html}</section>"
-    )
-
-
 def _provenance(report: Report) -> str:
     m, d, v = report.model, report.data, report.versions
     cmd = report.command if report.command else "(called from Python)"
@@ -603,15 +496,11 @@ caveats</a> · <a href="#provenance">provenance</a></p>
 {sections}
 {_method(report)}
 {_provenance(report)}
-</main></body></html>
-"""
+{PAGE_END}"""
 
 
 __all__ = [
     "ReportWriteError",
-    "changes_section",
-    "esc",
-    "provenance_section",
     "render_html",
     "write",
     "write_charts",

@@ -15,7 +15,7 @@ on how the faces are aligned, hence the ``layout`` argument:
   lower forehead above the brows; eyes, brows, nose tip, mouth and (mostly) hair are
   outside it.
 * ``"synthetic"``: the cheeks of the procedural benchmark's average head
-  (:func:`net2fair.data.synthetic.skin_region_mask`).
+  (:func:`net2fair.synth.shapes.skin_region_mask`).
 
 The background is the two top corners of the image, where aligned portraits rarely have
 hair or shoulders.
@@ -31,21 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from net2fair.data.synthetic import ita_degrees, skin_region_mask, srgb_to_lab
-
-LAYOUTS = ("ffhq", "synthetic")
-
-#: ITA bands (Del Bino and Bernerd 2013), lightest first: (name, lower bound exclusive).
-#: The last band, "dark", takes everything at or below -30 degrees.
-ITA_BANDS: tuple[tuple[str, float], ...] = (
-    ("very light", 55.0),
-    ("light", 41.0),
-    ("intermediate", 28.0),
-    ("tan", 10.0),
-    ("brown", -30.0),
-    ("dark", -math.inf),
-)
-ITA_BAND_NAMES: tuple[str, ...] = tuple(name for name, _ in ITA_BANDS)
+from net2fair.colour import ITA_BAND_NAMES, ita_band, ita_degrees, srgb_to_lab
+from net2fair.data.images import LAYOUTS
+from net2fair.synth.shapes import skin_region_mask
 
 # FFHQ face-skin region as ellipses (centre x, centre y, half width, half height) in
 # fractions of the image side. Checked by overlaying the mask on aligned FFHQ photos:
@@ -128,16 +116,6 @@ def ita(lab: np.ndarray) -> np.ndarray:
     Uses ``atan2`` so that pixels with b* <= 0 (grey or bluish, never skin) do not flip the
     sign; for skin (b* > 0) it is the textbook formula."""
     return ita_degrees(lab)
-
-
-def ita_band(angle: float | np.ndarray) -> str | np.ndarray:
-    """Name of the ITA band of an angle (or an array of band names). NaN gives ``""``."""
-    arr = np.asarray(angle, dtype=np.float64)
-    out = np.full(arr.shape, "", dtype=object)
-    for name, lower in reversed(ITA_BANDS):
-        out[arr > lower] = name
-    out[np.isnan(arr)] = ""
-    return str(out[()]) if out.ndim == 0 else out
 
 
 def skin_ita(images: np.ndarray, layout: str) -> np.ndarray:

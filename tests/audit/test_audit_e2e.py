@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from net2fair import audit
+from net2fair.audit.core import _fit_weights
 from net2fair.models.translator import Translator, UnknownDomainError
-from net2fair.report.changes import ChangeAccumulator, write_change_figure
 from tests.conftest import run_cli
 
 XSS_IMG = "<img src=x onerror=alert(1)>.png"
@@ -52,18 +51,36 @@ def test_run_measures_every_usable_image(done: audit.Audit, model: Translator):
         assert r["bits_per_dim"] == pytest.approx(
             -r["log_likelihood"] / (model.z_dim * np.log(2)), rel=1e-6
         )
-    # the moved squares are flagged and get weight 0; the others follow the likelihood down
+    # flagged images get weight 0 (unless too many are flagged for the clip, see
+    # test_too_many_flags_weight_every_image); the others follow the likelihood down. The
+    # tiny model's flags themselves are close to chance: the audit benchmark
+    # (tests/test_audit_benchmark.py) checks that real models flag mislabelled images.
     flags = np.array([r["flag"] for r in done.rows])
-    moved = np.array([r["path"].startswith("moved_") for r in done.rows])
-    assert flags[moved].any()  # the tiny model spots some of the moved squares
-    assert np.all(done.weights[flags] == 0)
-    ll, w = done.log_likelihood[~flags], done.weights[~flags]
+    assert done.weight_flagged == (flags.sum() * 1.0 > len(flags) * (1 - 1 / 10.0))
+    zeroed = flags if not done.weight_flagged else np.zeros_like(flags)
+    assert np.all(done.weights[zeroed] == 0)
+    ll, w = done.log_likelihood[~zeroed], done.weights[~zeroed]
     assert np.all(w > 0)
     assert np.all(np.diff(w[np.argsort(ll)]) <= 1e-12)
     # the galleries hold the extremes
     assert done.least_typical[0].log_likelihood == pytest.approx(done.log_likelihood.min())
     assert done.most_typical[0].log_likelihood == pytest.approx(done.log_likelihood.max())
     assert [m.target for m in done.change_maps] == ["squares"]
+
+
+@pytest.mark.parametrize("n_flagged", [0, 5, 17, 18, 20])
+def test_too_many_flags_weight_every_image(n_flagged: int):
+    # 20 images, clip 10: 2 unflagged images can carry the folder (mean 10 each), 1 cannot
+    ll = np.linspace(-30.0, -10.0, 20)
+    flags = np.zeros(20, dtype=bool)
+    flags[:n_flagged] = True
+    alpha, w, weighted_all = _fit_weights(ll, flags, 0.5, 10.0, 0.5, False)
+    assert alpha == 0.5 and w.mean() == pytest.approx(1.0) and w.max() <= 10.0 + 1e-9
+    assert weighted_all == (n_flagged > 18)
+    if not weighted_all:
+        assert np.all(w[flags] == 0) and np.all(w[~flags] > 0)
+    else:
+        assert np.all(w > 0)
 
 
 def test_log_likelihoods_match_the_model(done: audit.Audit, model: Translator, mixed_folder: Path):
@@ -119,43 +136,6 @@ def test_bad_arguments_fail_clearly(model: Translator, toy_folders):
         audit.run(model, toy_folders["discs"], domain="discs", clip=0.5)
     with pytest.raises(ValueError, match="max_images"):
         audit.run(model, toy_folders["discs"], domain="discs", max_images=0)
-
-
-def test_projection_onto_its_own_dataset_changes_nothing():
-    from net2fair.data.synthetic import render_batch
-
-    t = Translator.load("demo")
-    images, _ = render_batch("photo", 6, t.resolution, seed=123_457)
-    z = t.encode(images)
-    recon = t.decode(z)
-    own = t.decode(t.project_latents(z, "photo", ["photo"])["photo"])
-    other = t.decode(t.project_latents(z, "photo", ["anime"])["anime"])
-    same = ChangeAccumulator("photo", "photo", "synthetic")
-    same.update(recon, own)
-    moved = ChangeAccumulator("photo", "anime", "synthetic")
-    moved.update(recon, other)
-    m_same, m_moved = same.result(), moved.result()
-    assert m_same.mean_abs.max() < 2e-3
-    assert np.abs(m_same.mean_dlab).max() < 0.5
-    assert m_moved.mean_abs.mean() > 0.05  # anime really changes these faces
-    assert m_moved.mean_abs.mean() > 100 * m_same.mean_abs.mean()
-
-
-def test_change_maps_average_exactly(tmp_path: Path):
-    a = torch.zeros(2, 3, 8, 8)
-    b = torch.zeros(2, 3, 8, 8)
-    b[0, :, :4] = 1.0  # first image: the top half turns from grey to white
-    acc = ChangeAccumulator("x", "y", "ffhq")
-    acc.update(a, b)
-    m = acc.result()
-    assert m.n == 2
-    assert np.allclose(m.mean_abs[:4], 0.25)
-    assert m.mean_abs[4:].max() == 0.0
-    assert m.mean_dlab[:4, :, 0].min() > 10  # lighter where it changed
-    assert m.mean_source.max() == 128 and m.mean_target[:4].min() == 191
-    assert write_change_figure([m], tmp_path / "c.png").stat().st_size > 1000
-    with pytest.raises(ValueError, match="shapes differ"):
-        acc.update(a, b[:1])
 
 
 @pytest.mark.slow

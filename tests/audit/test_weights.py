@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from net2fair.audit import auto_alpha, effective_sample_size, resampling_weights
-from net2fair.audit.core import weighted_distribution
+from net2fair.audit.weights import weighted_distribution
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.1, 0.5, 1.0, 3.0])

@@ -16,6 +16,7 @@ from net2fair.data.images import (
     load_image,
     save_image_atomic,
     tensor_to_pil,
+    tensor_to_uint8,
     to_tensor,
     to_uint8_array,
     uint8_to_tensor,
@@ -453,3 +454,17 @@ def test_random_bytes_never_crash_the_loader(tmp_path: Path, data: bytes, ext: s
         assert "\n" not in str(e) and str(path) in str(e)
     else:
         assert img.mode == "RGB"
+
+
+def test_tensor_to_uint8_inverts_uint8_to_tensor_and_clips():
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 5, 4, 3), dtype=np.uint8)
+    x = uint8_to_tensor(pixels)
+    out = tensor_to_uint8(x)
+    assert out.dtype == np.uint8 and out.flags.c_contiguous
+    assert np.array_equal(out, pixels)
+    assert np.array_equal(tensor_to_uint8(x[1]), pixels[1])  # one (3, H, W) image
+    assert np.array_equal(np.asarray(tensor_to_pil(x[0])), pixels[0])
+    edge = torch.tensor([-3.0, -1.0, 0.0, 1.0, 3.0]).view(1, 1, 5).expand(3, 1, 5)
+    assert tensor_to_uint8(edge)[0, :, 0].tolist() == [0, 0, 128, 255, 255]
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        tensor_to_uint8(torch.zeros(2, 4, 4))

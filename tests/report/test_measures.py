@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from net2fair.data.synthetic import srgb_to_lab
+from net2fair.colour import srgb_to_lab
 from net2fair.report.measures import (
     ITA_BAND_NAMES,
     MomentAccumulator,

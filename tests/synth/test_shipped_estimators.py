@@ -11,14 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from net2fair.benchmark import CONTENT, load_estimators
-from net2fair.data.synthetic import (
-    DOMAINS,
-    PLANTED_ATTRIBUTES,
-    render_batch,
-    render_face,
-    sample_attributes,
-)
+from net2fair.synth.benchmark import CONTENT
+from net2fair.synth.estimators import load_estimators
+from net2fair.synth.priors import DOMAINS, PLANTED_ATTRIBUTES, sample_attributes
+from net2fair.synth.render import render_batch, render_face
 
 SEED = 424_242  # not a seed the estimators were trained or validated on
 

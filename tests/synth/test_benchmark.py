@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from net2fair import Translator
-from net2fair.benchmark import (
+from net2fair.models.translator import shipped_models
+from net2fair.synth.benchmark import (
+    EVAL_SEED_OFFSET,
     PROJECTIONS,
     format_table,
     histogram,
@@ -20,8 +22,8 @@ from net2fair.benchmark import (
     skin_ita,
     total_variation,
 )
-from net2fair.data.synthetic import PLANTED_ATTRIBUTES, load_priors, render_batch
-from net2fair.models.translator import shipped_models
+from net2fair.synth.priors import PLANTED_ATTRIBUTES, load_priors
+from net2fair.synth.render import render_batch
 from tests.conftest import REPO, run_cli
 
 
@@ -72,17 +74,25 @@ def test_benchmark_bookkeeping(synth_tiny_model):
         assert math.isclose(p.bias_tv["glasses"], expected, abs_tol=1e-9)
         assert math.isnan(p.bias_ratio["eye_size"])  # equal priors everywhere: no baseline
         assert 0 <= p.posterior_target <= 1
+        # kept = share of source faces whose true category is the constant prediction, 0
+        _, attrs = render_batch(p.source, 6, t.resolution, seed=EVAL_SEED_OFFSET)
+        for attr in PLANTED_ATTRIBUTES:
+            share = float(np.mean([int(a[attr]) == 0 for a in attrs]))
+            assert math.isclose(p.attribute_kept[attr], share, abs_tol=1e-9), attr
     table = format_table(result)
     assert "photo -> anime" in table and "glasses ratio" in table and "(TV" in table
+    assert "read back as the input's (a -> a): photo skin_tone" in table
+    assert result.reconstruction_psnr == pytest.approx(
+        np.mean([r["psnr"] for r in result.reconstruction.values()])
+    )
 
 
 @pytest.mark.slow
-def test_demo_command_end_to_end(synth_tiny_model, tmp_path):
+def test_demo_command_end_to_end(tmp_path):
+    # the real user path: the model shipped in the package, a few faces
     out = tmp_path / "demo"
     proc = run_cli(
         "demo",
-        "--model",
-        str(synth_tiny_model),
         "--out",
         str(out),
         "--n",

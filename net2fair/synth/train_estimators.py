@@ -1,6 +1,6 @@
 """Train and evaluate the attribute estimators of the synthetic face benchmark.
 
-The estimators (:class:`~net2fair.models.estimators.AttributeEstimator`) measure images a
+The estimators (:class:`~net2fair.synth.estimators.AttributeEstimator`) measure images a
 model produces, so two choices matter more than raw accuracy on clean renders:
 
 * Balanced training data. Faces are drawn with UNIFORM priors over every planted
@@ -17,7 +17,7 @@ from seeds that the benchmark's own default seeds do not use.
 
 Command line::
 
-    python -m net2fair.training.estimators --out net2fair/assets/estimators
+    python -m net2fair.synth.train_estimators --out net2fair/assets/estimators
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from net2fair.data.images import uint8_to_tensor
-from net2fair.data.synthetic import DOMAINS, PLANTED_ATTRIBUTES, render_batch
-from net2fair.models.estimators import AttributeEstimator
+from net2fair.synth.estimators import AttributeEstimator
+from net2fair.synth.priors import DOMAINS, uniform_priors
+from net2fair.synth.render import render_batch
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +48,6 @@ _SEED_BASE = 7_000_000
 
 #: The estimators' target on every categorical attribute and on the domain.
 TARGET_ACCURACY = 0.95
-
-
-def uniform_priors() -> dict[str, dict[str, dict[str, float]]]:
-    """Every planted category equally likely, in every dataset (see the module docstring)."""
-    return {
-        d: {a: {n: 1.0 / len(names) for n in names} for a, names in PLANTED_ATTRIBUTES.items()}
-        for d in DOMAINS
-    }
 
 
 def _render(
@@ -179,8 +172,8 @@ def evaluate_estimators(
         est: a trained estimator.
         images: uint8 ``(N, H, W, 3)`` (array or tensor) or float ``(N, 3, H, W)`` in
             [-1, 1]; resized to the estimator's resolution if needed.
-        attrs_list: N attribute dicts as from :func:`~net2fair.data.synthetic.render_batch`
-            or :func:`~net2fair.data.synthetic.read_labels`. Categorical values are
+        attrs_list: N attribute dicts as from :func:`~net2fair.synth.render.render_batch`
+            or :func:`~net2fair.synth.files.read_labels`. Categorical values are
             indices or category names; ``domain`` may be a name or an index. Attributes
             missing from any dict are not scored.
         domain: the dataset label of every image, for dicts without a ``domain`` key.
@@ -357,9 +350,9 @@ def metrics_table(metrics: Mapping) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m net2fair.training.estimators --out DIR [--steps N] [--seed S]``."""
+    """``python -m net2fair.synth.train_estimators --out DIR [--steps N] [--seed S]``."""
     p = argparse.ArgumentParser(
-        prog="python -m net2fair.training.estimators",
+        prog="python -m net2fair.synth.train_estimators",
         description="Train the synthetic benchmark's attribute estimators and save them.",
     )
     p.add_argument("--out", required=True, help="estimator folder to write")

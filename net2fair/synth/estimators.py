@@ -1,19 +1,19 @@
 """Attribute estimators for the synthetic face benchmark.
 
-The benchmark (:mod:`net2fair.data.synthetic`) knows the attributes of the faces it
+The benchmark (:mod:`net2fair.synth.render`) knows the attributes of the faces it
 renders, but not of the faces a model produces. :class:`AttributeEstimator` reads them
 back from pixels: one small CNN with a head per categorical attribute (the planted ones,
 ``mouth_open`` and the dataset style ``domain``) and one regression head for the
 continuous shared attributes (``x``, ``y``, ``size``, ``yaw``, ``roll``).
 
-It is trained on rendered faces (:func:`net2fair.training.estimators.train_estimators`)
+It is trained on rendered faces (:func:`net2fair.synth.train_estimators.train_estimators`)
 and saved as a folder: ``config.json`` (architecture, attribute names and categories,
 resolution, accuracies measured at training time) and ``model.safetensors``, whose
 SHA-256 ``config.json`` records.
 
 Example::
 
-    est = AttributeEstimator.load("net2fair/assets/estimators")
+    est = load_estimators()  # the shipped ones, net2fair/assets/estimators
     pred = est.predict(images)  # images: (B, 3, H, W) in [-1, 1] or uint8 (B, H, W, 3)
     pred["skin_tone"]  # (B,) category indices; pred["yaw"]: (B,) float, natural units
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,8 @@ from torch import nn
 
 from net2fair import __version__
 from net2fair.data.images import uint8_to_tensor
-from net2fair.data.synthetic import DOMAINS, PLANTED_ATTRIBUTES, SHARED_ATTRIBUTES
 from net2fair.fileio import sha256_file, write_folder_atomically
+from net2fair.synth.priors import DOMAINS, PLANTED_ATTRIBUTES, SHARED_ATTRIBUTES
 
 logger = logging.getLogger(__name__)
 
@@ -344,3 +345,13 @@ class AttributeEstimator(nn.Module):
         model.load_state_dict(state, strict=True)
         model.requires_grad_(False)
         return model.to(device).eval()
+
+
+def load_estimators(device: str | torch.device = "cpu") -> AttributeEstimator | None:
+    """The shipped attribute estimators (``net2fair/assets/estimators``), or None (with a
+    warning) when not installed."""
+    path = Path(str(resources.files("net2fair") / "assets" / "estimators"))
+    if not (path / WEIGHTS_FILE).is_file():
+        logger.warning("attribute estimators not found at %s; attribute figures left out", path)
+        return None
+    return AttributeEstimator.load(path, device=device)

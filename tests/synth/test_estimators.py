@@ -11,14 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from net2fair.data.synthetic import DOMAINS, PLANTED_ATTRIBUTES, render_batch
-from net2fair.models.estimators import (
+from net2fair.synth.estimators import (
     CATEGORICAL_ATTRIBUTES,
     CONTINUOUS_ATTRIBUTES,
     AttributeEstimator,
     EstimatorLoadError,
 )
-from net2fair.training.estimators import (
+from net2fair.synth.priors import DOMAINS, PLANTED_ATTRIBUTES
+from net2fair.synth.render import render_batch
+from net2fair.synth.train_estimators import (
     augment,
     evaluate_estimators,
     gaussian_blur,

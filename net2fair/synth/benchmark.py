@@ -10,7 +10,7 @@ For every ordered pair of datasets a -> b it measures what no real dataset can:
   exactly, 1 when it changes nothing;
 - skin tone: the median ITA over the cheeks of inputs and projections.
 
-The estimators (:mod:`net2fair.models.estimators`) read attributes off generated images;
+The estimators (:mod:`net2fair.synth.estimators`) read attributes off generated images;
 their own error on clean rendered faces is reported beside the figures as a floor.
 """
 
@@ -20,36 +20,23 @@ import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from net2fair.data.images import uint8_to_tensor
-from net2fair.data.synthetic import (
-    PLANTED_ATTRIBUTES,
-    SHARED_ATTRIBUTES,
-    ita_degrees,
-    load_priors,
-    render_batch,
-    skin_region_mask,
-    srgb_to_lab,
-)
+from net2fair.colour import median_ita
+from net2fair.data.images import tensor_to_uint8, uint8_to_tensor
 from net2fair.fidelity import colour_noise, psnr
 from net2fair.models.translator import Translator
+from net2fair.synth.priors import DOMAINS, PLANTED_ATTRIBUTES, SHARED_ATTRIBUTES, load_priors
+from net2fair.synth.render import render_batch
+from net2fair.synth.shapes import skin_region_mask
 
 logger = logging.getLogger(__name__)
 
 CONTENT = ("x", "y", "size", "yaw", "roll", "mouth_open")
 #: eval faces are rendered with seeds far from the training data's (seed 0 + index)
 EVAL_SEED_OFFSET = 1_000_003
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """``(B, 3, H, W)`` in [-1, 1] -> ``(B, H, W, 3)`` uint8."""
-    arr = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return arr.permute(0, 2, 3, 1).numpy()
 
 
 def skin_ita(images: np.ndarray, attrs: list[dict] | None = None) -> np.ndarray:
@@ -60,20 +47,8 @@ def skin_ita(images: np.ndarray, attrs: list[dict] | None = None) -> np.ndarray:
     out = np.empty(len(images))
     for i, img in enumerate(images):
         mask = skin_region_mask(img.shape[0], attrs[i] if attrs else None)
-        lab = srgb_to_lab(img[mask])
-        out[i] = float(np.median(ita_degrees(lab)))
+        out[i] = float(median_ita(img[mask]))
     return out
-
-
-def load_estimators(device: str | torch.device = "cpu"):  # noqa: ANN201
-    """The shipped attribute estimators, or None (with a warning) when not installed."""
-    from net2fair.models.estimators import AttributeEstimator
-
-    path = Path(str(resources.files("net2fair") / "assets" / "estimators"))
-    if not (path / "model.safetensors").is_file():
-        logger.warning("attribute estimators not found at %s; attribute figures left out", path)
-        return None
-    return AttributeEstimator.load(path, device=device)
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
@@ -105,6 +80,9 @@ class PairResult:
     bias_ratio: dict[str, float] = field(default_factory=dict)
     #: TV(projections, target prior) (defined also when the priors are equal)
     bias_tv: dict[str, float] = field(default_factory=dict)
+    #: share of projections whose planted attribute reads back as the source face's own;
+    #: for a -> a, what the reconstruction keeps (for a -> b a bias is expected to move it)
+    attribute_kept: dict[str, float] = field(default_factory=dict)
     ita_before: float = math.nan
     ita_after: float = math.nan
     #: eye-band colour noise (:mod:`net2fair.fidelity`) of the projections over that of the
@@ -132,12 +110,6 @@ class BenchmarkResult:
     def to_json(self) -> str:
         """The figures as indented JSON (NaN where a ratio has no baseline)."""
         return json.dumps(self.to_dict(), indent=2, allow_nan=True)
-
-
-def _psnr(x: np.ndarray, y: np.ndarray) -> float:
-    mse = ((x.astype(np.float64) - y.astype(np.float64)) / 255.0) ** 2
-    per = mse.reshape(len(x), -1).mean(1)
-    return float(np.mean(10 * np.log10(1.0 / np.maximum(per, 1e-10))))
 
 
 #: what carries codes from one dataset to another in :func:`run_benchmark`
@@ -230,7 +202,7 @@ def run_benchmark(
         return {k: np.concatenate(v) for k, v in outs.items()}
 
     floor: dict[str, list[float]] = {}
-    psnrs, nll = [], []
+    nll = []
     pairs: list[PairResult] = []
     # eye-band colour noise of each dataset's own fresh faces: what projections into it
     # are compared with
@@ -246,8 +218,7 @@ def run_benchmark(
         for s in range(0, n, batch_size):
             x = uint8_to_tensor(images[s : s + batch_size]).to(t.device)
             z = t.encode(x)
-            rec = to_uint8(t.decode(z))
-            psnrs.append(_psnr(images[s : s + batch_size], rec))
+            rec = tensor_to_uint8(t.decode(z))
             recon_psnr.append(psnr(rec, images[s : s + batch_size]))
             recon_noise.append(colour_noise(rec))
             nll.append(
@@ -256,7 +227,7 @@ def run_benchmark(
             zs = project(z, a)
             decoded = t.decode(torch.cat([zs[b] for b in domains])).split(z.shape[0])
             for b, xb in zip(domains, decoded):
-                projections[b].append(to_uint8(xb))
+                projections[b].append(tensor_to_uint8(xb))
                 post[b].extend(t.latent_posterior(t.encode(xb))[:, t.domain_index(b)].tolist())
         reconstruction[a] = {
             "psnr": float(np.mean(np.concatenate(recon_psnr))),
@@ -293,12 +264,14 @@ def run_benchmark(
                         prior_vector(priors, a, attr), prior_vector(priors, b, attr)
                     )
                     pr.bias_tv[attr] = tv
+                    true_idx = np.array([int(at[attr]) for at in attrs])
+                    pr.attribute_kept[attr] = float(np.mean(est[attr] == true_idx))
                     pr.bias_ratio[attr] = tv / base if base > 1e-9 else math.nan
             pairs.append(pr)
     return BenchmarkResult(
         n_per_domain=n,
         seed=seed,
-        reconstruction_psnr=float(np.mean(psnrs)),
+        reconstruction_psnr=float(np.mean([r["psnr"] for r in reconstruction.values()])),
         bits_per_dim=float(np.mean(nll)),
         pairs=pairs,
         estimator_floor={k: float(np.mean(v)) for k, v in floor.items()},
@@ -313,8 +286,6 @@ def _ratio(value: float, reference: float) -> float:
 
 
 def _domain_names(pred: dict[str, np.ndarray]) -> np.ndarray:
-    from net2fair.data.synthetic import DOMAINS
-
     return np.array(DOMAINS)[pred["domain"].astype(np.int64)]
 
 
@@ -371,6 +342,13 @@ def format_table(result: BenchmarkResult) -> str:
             for d, r in result.reconstruction.items()
         )
         lines.append(f"The autoencoder alone (reconstructions against their inputs): {per}.")
+    kept = [p for p in result.pairs if p.source == p.target and p.attribute_kept]
+    if kept:
+        per = "; ".join(
+            f"{p.source} " + ", ".join(f"{a} {v:.0%}" for a, v in p.attribute_kept.items())
+            for p in kept
+        )
+        lines.append(f"Planted attributes read back as the input's (a -> a): {per}.")
     if result.estimator_floor:
         fl = result.estimator_floor
         accs = ", ".join(f"{a} {fl[f'{a}_accuracy']:.0%}" for a in attrs)
