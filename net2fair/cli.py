@@ -551,6 +551,40 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- import-net2net
+def cmd_import_net2net(args: argparse.Namespace) -> int:
+    from net2fair.fileio import OutputError
+    from net2fair.importers.net2net import Net2NetImportError, import_net2net
+    from net2fair.training.engine import resolve_device
+
+    stats: dict[str, str] = {}
+    for spec in args.stats or []:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder or name in stats:
+            raise CommandError(f"--stats expects NAME=DIR once per dataset, got '{spec}'", 2)
+        stats[name] = folder
+    try:
+        result = import_net2net(
+            args.source,
+            args.out,
+            domains=args.domains,
+            stats_folders=stats,
+            device=resolve_device(args.device) if stats else "cpu",
+        )
+    except (Net2NetImportError, OutputError) as e:
+        raise CommandError(str(e), 2) from None
+    a = result.architecture
+    print(
+        f"imported {result.checkpoint} ({a.resnet} encoder, BigGAN-{a.resolution} decoder "
+        f"chn {a.chn}, z_dim {a.z_dim}, {a.n_flows} flow blocks) with datasets "
+        f"{', '.join(result.domains)}; model written to {result.model_dir}"
+    )
+    for note in result.notes:
+        print(f"  note: {note}")
+    print("  weights: trained and released by the net2net authors (github.com/CompVis/net2net)")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- view
 def cmd_view(args: argparse.Namespace) -> int:
     import subprocess
@@ -646,6 +680,10 @@ EXAMPLES = {
   net2fair benchmark                                  # the shipped demo model, 200 faces each
   net2fair benchmark runs/demo/model --n 500 --json bias.json
   net2fair benchmark demo --projection gaussian-ot    # a linear baseline without the flow""",
+    "import-net2net": """examples:
+  net2fair import-net2net logs/2020-11-30T23-32-28_celeba_celebahq_ffhq_256 --out ccfq
+  net2fair import-net2net epoch=000004.ckpt --domains Photography,Anime --out anime
+  net2fair import-net2net RUN --out ccfq --stats CelebA=celeba/ --stats FFHQ=ffhq/""",
     "view": """examples:
   net2fair view                 # the shipped demo model
   net2fair view runs/pair/model --models-dir runs/ --examples ../shared/fixtures/real-faces""",
@@ -817,6 +855,27 @@ def build_parser() -> argparse.ArgumentParser:
         "from the datasets' code statistics",
     )
     p.add_argument("--json", metavar="FILE", help="also write the figures here (atomically)")
+    _common(p)
+
+    p = add(
+        "import-net2net",
+        "import a released net2net dataset-translation model (run folder or .ckpt) as a "
+        "model folder; no code in the checkpoint is run",
+        cmd_import_net2net,
+    )
+    p.add_argument("source", help="the net2net run folder (checkpoints/, configs/) or a .ckpt")
+    p.add_argument("--out", required=True, help="the model folder to write (new or empty)")
+    p.add_argument(
+        "--domains",
+        help="dataset names in label order, comma-separated; none: the paper's labels",
+    )
+    p.add_argument(
+        "--stats",
+        action="append",
+        metavar="NAME=DIR",
+        help="compute this dataset's latent statistics from an image folder (repeatable); "
+        "reports need them for the latent Frechet distance",
+    )
     _common(p)
 
     p = add("view", "start the Streamlit comparison viewer", cmd_view)

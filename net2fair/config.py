@@ -142,6 +142,17 @@ class AutoencoderConfig:
     #: extended with its last value or cut to the number of steps the resolution needs.
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     res_blocks: int = 1
+    #: "conv": the lean convolutional VAE (net2fair.models.autoencoder); "net2net": the
+    #: paper's ResNet encoder + BigGAN decoder (net2fair.models.paper_autoencoder, 128 or
+    #: 256 px, z_dim > 20 x its generator blocks), which its released models use
+    arch: str = "conv"
+    #: net2net arch: the encoder's torchvision ResNet
+    resnet: str = "resnet101"
+    #: net2net arch: the BigGAN channel unit (the paper's 256 px model: 96)
+    biggan_chn: int = 96
+    #: net2net arch: how often the encoder's input is normalised with the ImageNet mean and
+    #: std (the paper's code does it twice, and its weights expect that)
+    imagenet_normalize: int = 2
 
 
 @dataclass
@@ -454,6 +465,7 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"autoencoder.z_dim must be an even number >= 2, got {cfg.autoencoder.z_dim}"
         )
+    _check_autoencoder_arch(cfg)
     channels = cfg.autoencoder.channels
     if (
         not channels
@@ -530,6 +542,39 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"model format version {cfg.model.format_version} is newer than this net2fair "
             f"understands ({FORMAT_VERSION}); upgrade net2fair"
+        )
+
+
+#: choices of autoencoder.arch and autoencoder.resnet
+AUTOENCODER_ARCHS = ("conv", "net2net")
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
+
+
+def _check_autoencoder_arch(cfg: Config) -> None:
+    ae = cfg.autoencoder
+    if ae.arch not in AUTOENCODER_ARCHS:
+        raise ConfigError(
+            f"autoencoder.arch must be one of {', '.join(AUTOENCODER_ARCHS)}, got {_show(ae.arch)}"
+        )
+    if ae.resnet not in RESNETS:
+        raise ConfigError(
+            f"autoencoder.resnet must be one of {', '.join(RESNETS)}, got {_show(ae.resnet)}"
+        )
+    _check_range("autoencoder.biggan_chn", ae.biggan_chn, 4, 256)
+    _check_range("autoencoder.imagenet_normalize", ae.imagenet_normalize, 0, 2)
+    if ae.arch != "net2net":
+        return
+    blocks = {128: 5, 256: 6}.get(cfg.data.resolution)
+    if blocks is None:
+        raise ConfigError(
+            "autoencoder.arch net2net is a BigGAN-128 or -256 decoder: data.resolution must be "
+            f"128 or 256, got {cfg.data.resolution}"
+        )
+    if ae.z_dim <= 20 * blocks:
+        raise ConfigError(
+            f"autoencoder.arch net2net at {cfg.data.resolution} px feeds 20 latent dimensions "
+            f"to each of its {blocks} generator blocks: autoencoder.z_dim must be > {20 * blocks}, "
+            f"got {ae.z_dim}"
         )
 
 

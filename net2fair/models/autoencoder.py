@@ -125,7 +125,38 @@ class Decoder(nn.Module):
         return self.conv_out(self.body(h))
 
 
-class Autoencoder(nn.Module):
+class GaussianAutoencoder(nn.Module):
+    """What every stage 1 shares: ``self.encoder`` gives the posterior's mean and log-variance
+    stacked on dim 1, ``self.decoder`` maps codes to images. Subclasses build both and name
+    ``last_layer``; ``logvar_max`` bounds the log-variance."""
+
+    resolution: int
+    z_dim: int
+    logvar_max: float = 20.0
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        """(B, 3, R, R) in [-1, 1] -> q(z | x) with (B, z_dim) parameters."""
+        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
+            raise ValueError(
+                f"autoencoder expects {self.resolution}x{self.resolution} images, "
+                f"got {tuple(x.shape[-2:])}"
+            )
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        return DiagonalGaussian(mean, logvar.clamp(-30.0, self.logvar_max))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, z_dim) -> (B, 3, R, R) images (unclamped)."""
+        return self.decoder(z)
+
+    def forward(
+        self, x: torch.Tensor, *, sample: bool = True, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, DiagonalGaussian]:
+        q = self.encode(x)
+        z = q.sample(generator) if sample else q.mode()
+        return self.decode(z), q
+
+
+class Autoencoder(GaussianAutoencoder):
     """Encoder + decoder with a diagonal Gaussian posterior over a flat latent."""
 
     def __init__(
@@ -143,27 +174,6 @@ class Autoencoder(nn.Module):
         kw = dict(resolution=resolution, channels=channels, z_dim=z_dim, res_blocks=res_blocks)
         self.encoder = Encoder(**kw)
         self.decoder = Decoder(**kw)
-
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
-        """(B, 3, R, R) in [-1, 1] -> q(z | x) with (B, z_dim) parameters."""
-        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
-            raise ValueError(
-                f"autoencoder expects {self.resolution}x{self.resolution} images, "
-                f"got {tuple(x.shape[-2:])}"
-            )
-        mean, logvar = self.encoder(x).chunk(2, dim=1)
-        return DiagonalGaussian(mean, logvar.clamp(-30.0, 20.0))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, z_dim) -> (B, 3, R, R) images (unclamped)."""
-        return self.decoder(z)
-
-    def forward(
-        self, x: torch.Tensor, *, sample: bool = True, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, DiagonalGaussian]:
-        q = self.encode(x)
-        z = q.sample(generator) if sample else q.mode()
-        return self.decode(z), q
 
     @property
     def last_layer(self) -> torch.Tensor:

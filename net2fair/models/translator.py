@@ -37,6 +37,7 @@ from net2fair.data.images import load_image, tensor_to_pil, to_tensor
 from net2fair.fileio import sha256_file, write_folder_atomically
 from net2fair.models.autoencoder import Autoencoder
 from net2fair.models.flow import ConditionalFlow
+from net2fair.models.paper_autoencoder import PaperAutoencoder
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,18 @@ def shipped_models() -> list[str]:
         return []
 
 
-def build_autoencoder(cfg: Config) -> Autoencoder:
-    """The autoencoder a config describes (untrained)."""
+def build_autoencoder(cfg: Config) -> Autoencoder | PaperAutoencoder:
+    """The autoencoder a config describes (untrained): ``autoencoder.arch`` picks the lean
+    convolutional VAE ("conv") or the paper's ResNet + BigGAN ("net2net")."""
+    a = cfg.autoencoder
+    if a.arch == "net2net":
+        return PaperAutoencoder(
+            resolution=cfg.data.resolution,
+            z_dim=a.z_dim,
+            resnet=a.resnet,
+            chn=a.biggan_chn,
+            imagenet_normalize=a.imagenet_normalize,
+        )
     return Autoencoder(
         resolution=cfg.data.resolution,
         z_dim=cfg.autoencoder.z_dim,

@@ -1,0 +1,1 @@
+"""Tests of net2fair.importers."""
