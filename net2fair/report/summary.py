@@ -170,7 +170,10 @@ def _frechet(
     k = t.domain_index(target)
     count = float(t.stats_count[k])
     if count <= 0:
-        note = f"the model stores no latent statistics for {target}; Frechet distance skipped"
+        note = (
+            f"the model stores no latent statistics for {target}; Frechet distance skipped "
+            f"(an imported model: import it again with --stats {target}=FOLDER)"
+        )
         return None, None, note
     if acc_proj.n < 2:
         return None, None, "fewer than 2 images; Frechet distance needs a covariance"

@@ -127,3 +127,16 @@ def test_the_report_states_the_autoencoders_own_error(built: report.Report, tmp_
     saved = json.loads((out / "report.json").read_text())
     assert saved["reconstruction"]["psnr"] == pytest.approx(r["psnr"])
     assert "The autoencoder alone" in (out / "index.html").read_text()
+
+
+def test_a_model_without_latent_statistics_says_how_to_get_them(
+    tiny_model: Path, toy_folders: dict[str, Path]
+):
+    # what an imported net2net model looks like until --stats is given
+    t = Translator.load(tiny_model)
+    t.stats_count.zero_()
+    r = report.build(t, toy_folders["discs"], source="discs", change="l1", max_images=8)
+    for pt in r.per_target:
+        assert pt.frechet is None
+        assert "no latent statistics" in pt.frechet_note
+        assert f"--stats {pt.target}=FOLDER" in pt.frechet_note
