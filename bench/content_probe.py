@@ -101,7 +101,8 @@ def gelbrich(codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[
     codes (from their means and covariances), per dimension, in units of the pooled codes'
     mean per-dimension variance: the least E||z_b - z_a||^2 / D / var that any map carrying
     one dataset's codes onto the other's must pay, in the units of the stage-2 transport
-    cost (``loss.transport_weight``)."""
+    cost that docs/content-and-pose.md measured (``loss.transport_weight``, since
+    retired)."""
     pooled = np.concatenate([z for z, _ in codes.values()])
     scale = pooled.var(0).mean()
     stats = {d: (z.mean(0), np.cov(z.T)) for d, (z, _) in codes.items()}
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     bounds = [result["gelbrich"][a][b] for a, b in pairs]
     print(
         "\nGelbrich lower bound on the transport between datasets' codes (per dimension, in "
-        "units of the codes' variance, as loss.transport_weight prices it): "
+        "units of the codes' variance, as the retired loss.transport_weight priced it): "
         + ", ".join(f"{a} -> {b} {result['gelbrich'][a][b]:.2f}" for a, b in pairs)
         + f"; mean {sum(bounds) / len(bounds):.2f}"
     )

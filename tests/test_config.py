@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -260,3 +262,89 @@ def test_a_saved_config_must_be_a_mapping(text, tmp_path):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError, match="not a config|not valid YAML"):
         load_config([tmp_path / "c.yaml"])
+
+
+# ------------------------------------------------------------------ retired options
+DEMO = Path(__file__).resolve().parent.parent / "net2fair" / "assets" / "demo"
+RETIRED_NAMES = ("transport_weight", "transport_steps", "equivariance_odd_dims")
+
+
+def _retired_set(text: str) -> str:
+    """The demo's config.yaml (written before the options were retired) with each one on."""
+    for old, new in [
+        ("transport_weight: 0.0", "transport_weight: 0.1"),
+        ("equivariance_odd_dims: 0", "equivariance_odd_dims: 16"),
+    ]:
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+def test_an_old_config_holding_the_retired_options_off_loads():
+    text = (DEMO / "config.yaml").read_text()
+    assert all(name in text for name in RETIRED_NAMES) and text.count("val_batches: 8") == 2
+    cfg = config_from_yaml_text(text, "old/config.yaml")
+    saved = to_yaml(cfg)
+    assert not any(name in saved for name in RETIRED_NAMES)
+    assert saved.count("val_batches") == 1 and cfg.train.autoencoder.val_batches == 8
+    assert not hasattr(cfg.train.cinn, "val_batches")
+    assert config_from_yaml_text(text, "run/config.yaml", resume=True) == cfg
+
+
+def test_a_user_config_holding_the_retired_options_off_loads(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text(
+        "loss:\n  transport_weight: 0.0\n  transport_steps: null\n  equivariance_odd_dims: 0\n"
+        "train:\n  cinn: {steps: 5, val_batches: 3}\n"
+    )
+    cfg = load_config([old], ["loss.transport_weight=0", "train.cinn.val_batches=1"])
+    assert cfg.train.cinn.steps == 5
+    assert (
+        load_config(overrides=["train.autoencoder.val_batches=2"]).train.autoencoder.val_batches
+        == 2
+    )
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["loss.transport_weight=0.1", "loss.transport_steps=100", "loss.equivariance_odd_dims=16"],
+)
+def test_setting_a_retired_option_is_one_line_naming_it_and_its_write_up(override, tmp_path):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=[override])
+    msg = str(err.value)
+    assert msg.startswith(f"override: {key} = ") and "was retired" in msg
+    assert "docs/content-and-pose.md" in msg and len(msg.splitlines()) == 1
+    section, name = key.split(".")
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{section}:\n  {name}: {override.split('=')[1]}\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: {key} = .* was retired"):
+        load_config([path])
+
+
+def test_a_run_trained_with_a_retired_option_is_not_resumed(tmp_path):
+    from net2fair.training.run import load_run_config, train
+
+    run = tmp_path / "run"
+    (run / "autoencoder").mkdir(parents=True)
+    (run / "config.yaml").write_text((DEMO / "config.yaml").read_text())
+    assert load_run_config(run).train.cinn.steps == 2000  # an old run, options off: resumes
+    (run / "config.yaml").write_text(_retired_set((DEMO / "config.yaml").read_text()))
+    with pytest.raises(ConfigError) as err:
+        train(resume=run)
+    msg = str(err.value)
+    assert msg.startswith(f"{run / 'config.yaml'}: loss.transport_weight = 0.1 was retired")
+    assert "cannot be resumed" in msg and len(msg.splitlines()) == 1
+
+
+def test_a_model_folder_trained_with_a_retired_option_loads_with_a_note(tmp_path, caplog):
+    folder = tmp_path / "model"
+    shutil.copytree(DEMO, folder)
+    (folder / "config.yaml").write_text(_retired_set((folder / "config.yaml").read_text()))
+    with caplog.at_level(logging.INFO, logger="net2fair.config"):
+        t = Translator.load(folder)
+    assert t.domains == Translator.load(DEMO).domains
+    notes = [r.getMessage() for r in caplog.records if "retired" in r.getMessage()]
+    assert len(notes) == 2 and "loss.equivariance_odd_dims = 16" in notes[1]
+    assert all("it only changed training" in n for n in notes)

@@ -40,6 +40,7 @@ from net2fair.audit.weights import (
     resampling_weights,
     weighted_distribution,
 )
+from net2fair.models.flow import bits_per_dim
 from net2fair.models.translator import Translator
 from net2fair.report.changes import ChangeAccumulator
 
@@ -245,7 +246,6 @@ class _Collector:
         self.change_acc = {d: ChangeAccumulator(own, d, layout) for d in compare_to}
         self.est_labels: dict[str, list[str]] = {}
         self.est_values: dict[str, list[float]] = {}
-        self.ln2d = t.z_dim * math.log(2.0)
 
     def add(self, batch: pipeline.ImageBatch) -> None:
         """Score one batch under every dataset and keep its rows and thumbnails."""
@@ -283,7 +283,7 @@ class _Collector:
             "path": name,
             "weight": math.nan,  # filled in once every likelihood is known
             "log_likelihood": ll_own,
-            "bits_per_dim": -ll_own / self.ln2d,
+            "bits_per_dim": bits_per_dim(-ll_own, self.t.z_dim),
         }
         for j, d in enumerate(domains):
             row[f"posterior_{d}"] = float(post[j])

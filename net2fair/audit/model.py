@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ import numpy as np
 
 from net2fair.audit.weights import effective_sample_size
 from net2fair.htmlkit import json_safe
+from net2fair.models.flow import bits_per_dim
 from net2fair.report.changes import ChangeMap
 
 
@@ -112,7 +112,7 @@ class Audit:
 
     def summary(self) -> dict[str, Any]:
         w, ll = self.weights, self.log_likelihood
-        bpd = -ll / (max(self.z_dim, 1) * math.log(2.0))
+        bpd = bits_per_dim(-ll, max(self.z_dim, 1))
         return {
             "n": self.n,
             "n_flagged": self.n_flagged,

@@ -17,11 +17,6 @@ the transform's parameters ``p(g)``, with one matrix for every image of the batc
 loss is the share of the code's variance the fit leaves unexplained. Moving a face right,
 up, larger or tilting it then moves the code along the same directions in every style,
 so the flow's map between datasets can keep those directions (position, size and roll).
-With ``odd_dims = k > 0`` the view is also mirrored for half of the images, and the first
-``k`` dimensions of the code must change sign under the mirror while the others stay:
-``mu(g m x) ~ S mu(x) + c + A p(g)``, ``S = diag(-1 (k times), 1, ...)``. A frontal,
-centred face then has 0 in those dimensions in every dataset, and what a mirror turns
-around (horizontal position, yaw, tilt) lives there.
 
 It is the linear ("additive") case of an equivariant representation; see Worrall et
 al., "Interpretable Transformations with Encoder-Decoder Networks" (ICCV 2017) for the
@@ -39,7 +34,6 @@ __all__ = [
     "N_PARAMS",
     "equivariance_residual",
     "equivariance_weight_at",
-    "mirror_signs",
     "random_similarity",
 ]
 
@@ -101,25 +95,16 @@ def equivariance_weight_at(step: int, weight: float, start: int, ramp: int) -> f
     return weight * min(1.0, (step - start + 1) / ramp)
 
 
-def mirror_signs(mirrored: torch.Tensor, dim: int, odd_dims: int) -> torch.Tensor:
-    """``(B, dim)`` signs: -1 in the first ``odd_dims`` dimensions of mirrored images, else 1."""
-    signs = torch.ones(mirrored.shape[0], dim, device=mirrored.device)
-    signs[:, :odd_dims] = torch.where(mirrored[:, None], -1.0, 1.0)
-    return signs
-
-
 def equivariance_residual(
     mu: torch.Tensor,
     mu_warped: torch.Tensor,
     params: torch.Tensor,
-    signs: torch.Tensor | None = None,
     eps: float = 1e-8,
 ) -> torch.Tensor:
     """Share of the code's variance that one linear map of the transform parameters does
     not explain.
 
-    Fits ``mu_warped - signs * mu ~ c + A p`` (``signs`` from :func:`mirror_signs` when the
-    view was mirrored, else 1) by least squares over the batch (``A``: ``(D, P)``,
+    Fits ``mu_warped - mu ~ c + A p`` by least squares over the batch (``A``: ``(D, P)``,
     ``c``: ``(D,)``, shared by all images) and returns the residual's mean squared value
     divided by the batch variance of ``mu`` (summed over dimensions, detached, so that
     shrinking the code does not lower the loss). 0 when the code moves exactly linearly.
@@ -139,8 +124,7 @@ def equivariance_residual(
             f"a batch of {mu.shape[0]} cannot fit {params.shape[1]} transform parameters and "
             "an offset; use a larger batch"
         )
-    reference = mu if signs is None else signs * mu
-    delta = (mu_warped - reference).float()
+    delta = (mu_warped - mu).float()
     design = torch.cat([params.float(), torch.ones_like(params[:, :1], dtype=torch.float32)], 1)
     # the projection onto the design's column space is fixed (the params carry no
     # gradient), so the residual is a linear function of delta

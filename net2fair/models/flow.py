@@ -25,21 +25,31 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+if TYPE_CHECKING:
+    import numpy as np
+
 logger = logging.getLogger(__name__)
 
 ACTIVATIONS = ("none", "lrelu")
 
+_Number = TypeVar("_Number", Tensor, float, "np.ndarray")
 
-def bits_per_dim(nll_nats_per_sample: Tensor | float, dim: int) -> Tensor | float:
+
+def bits_per_dim(nll_nats_per_sample: _Number, dim: int) -> _Number:
     """Convert a negative log-likelihood in nats per sample to bits per dimension.
 
+    The one conversion of the package: training's logs and validation, the model's
+    :meth:`~net2fair.models.translator.Translator.bits_per_dim`, audits and reports use it.
+
     Arguments:
-        nll_nats_per_sample: a float or a tensor of any shape, in nats per sample.
+        nll_nats_per_sample: a float, tensor or NumPy array of any shape, in nats per sample
+            (pass ``-log_likelihood`` to convert a log-likelihood).
         dim: the dimension D of the modelled vector.
 
     Returns:
@@ -436,7 +446,10 @@ class ConditionalFlow(nn.Module):
         return v
 
     def log_prob(self, z: Tensor, y: Tensor | int) -> Tensor:
-        """log p(z | y) in nats: log N(T(z | y); 0, I) + log |det dT/dz|; returns (B,)."""
+        """log p(z | y) in nats: log N(T(z | y); 0, I) + log |det dT/dz|; returns (B,).
+
+        The one definition of the flow's density: training, validation and every
+        likelihood of :class:`~net2fair.models.translator.Translator` go through it."""
         v, logdet = self(z, y)
         log_base = -0.5 * v.pow(2).sum(dim=1) - 0.5 * self.dim * math.log(2.0 * math.pi)
         return log_base + logdet

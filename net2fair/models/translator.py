@@ -37,6 +37,7 @@ from net2fair.data.images import load_image, tensor_to_pil, to_tensor
 from net2fair.fileio import sha256_file, write_folder_atomically
 from net2fair.models.autoencoder import Autoencoder
 from net2fair.models.flow import ConditionalFlow
+from net2fair.models.flow import bits_per_dim as _bits_per_dim
 from net2fair.models.paper_autoencoder import PaperAutoencoder
 
 logger = logging.getLogger(__name__)
@@ -368,7 +369,7 @@ class Translator(nn.Module):
 
     def bits_per_dim(self, log_likelihood: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood in bits per latent dimension."""
-        return -log_likelihood / (self.z_dim * math.log(2.0))
+        return _bits_per_dim(-log_likelihood, self.z_dim)
 
     # ---------------------------------------------------------------------------- storage
     def save(

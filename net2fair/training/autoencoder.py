@@ -17,7 +17,6 @@ from net2fair.models.autoencoder import Autoencoder, DiagonalGaussian
 from net2fair.models.equivariance import (
     equivariance_residual,
     equivariance_weight_at,
-    mirror_signs,
     random_similarity,
 )
 from net2fair.models.losses import AutoencoderLoss
@@ -234,12 +233,8 @@ def train_autoencoder(
             step, lc.equivariance_weight, lc.equivariance_start, lc.equivariance_ramp
         )
         if w_equiv > 0:
-            view, mirrored = x, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-            if lc.equivariance_odd_dims > 0:
-                mirrored = (torch.rand(x.shape[0], generator=g) < 0.5).to(x.device)
-                view = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
             warped, params = random_similarity(
-                view,
+                x,
                 g,
                 max_shift=lc.equivariance_shift,
                 max_scale=lc.equivariance_scale,
@@ -257,8 +252,7 @@ def train_autoencoder(
             x, xrec.float(), q.kl(), step=step, last_layer=ae.last_layer
         )
         if w_equiv > 0:
-            signs = mirror_signs(mirrored, ae.z_dim, lc.equivariance_odd_dims)
-            equiv = equivariance_residual(q.mean, mu_warped.float(), params, signs)
+            equiv = equivariance_residual(q.mean, mu_warped.float(), params)
             g_loss = g_loss + w_equiv * equiv
             logs["equivariance"] = float(equiv.detach())
             logs["total"] = float(g_loss.detach())

@@ -66,14 +66,16 @@ def restore(module: Any, state: dict[str, Any], key: str, path: Path) -> None:
 
 class CsvLog:
     """Append-only CSV with a fixed header; on resume, rows after ``resume_step`` are cut so
-    the log matches the restored state."""
+    the log matches the restored state (and columns an older version wrote are kept)."""
 
     def __init__(self, path: Path, columns: list[str], resume_step: int | None = None) -> None:
         self.path = Path(path)
         self.columns = ["step", *columns]
         if resume_step is not None and self.path.exists():
             with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+                reader = csv.DictReader(f)
+                rows = [r for r in reader if int(r["step"]) <= resume_step]
+                self.columns += [c for c in reader.fieldnames or () if c not in self.columns]
             atomic_write(self.path, lambda p: self._write_rows(p, rows))
         elif not self.path.exists() or resume_step is None:
             atomic_write(self.path, lambda p: self._write_rows(p, []))

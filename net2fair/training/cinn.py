@@ -23,7 +23,7 @@ from tqdm import tqdm
 from net2fair.config import Config
 from net2fair.data.datasets import MultiDomainDataset
 from net2fair.models.autoencoder import Autoencoder
-from net2fair.models.flow import ConditionalFlow
+from net2fair.models.flow import ConditionalFlow, bits_per_dim
 from net2fair.models.translator import build_flow
 from net2fair.training.autoencoder import check_finite
 from net2fair.training.checkpoint import (
@@ -41,51 +41,24 @@ LOG_COLUMNS = [
     "lr",
     "nll",
     "bits_per_dim",
-    "transport",
     "grad_norm",
     "val_bits_per_dim",
-    "val_transport",
     "latents_per_s",
 ]
 
 
-class ProjectionObjective(nn.Module):
-    """One training forward pass: v, log|det| and, for the transport cost, every latent
-    projected to another dataset, z_to = T^-1(T(z | y) | y_to).
+class LogLikelihood(nn.Module):
+    """One training forward pass: log p(z | y) of every latent (:meth:`ConditionalFlow.log_prob`).
 
-    A module (rather than two calls on the flow) so that DDP wraps the whole pass and
-    synchronises the gradients of both directions."""
+    A module (rather than a call of the flow's method) so that DDP wraps the pass and
+    synchronises its gradients."""
 
     def __init__(self, flow: ConditionalFlow) -> None:
         super().__init__()
         self.flow = flow
 
-    def forward(
-        self, z: torch.Tensor, y: torch.Tensor, y_to: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        v, logdet = self.flow(z, y)
-        return v, logdet, (None if y_to is None else self.flow.inverse(v, y_to))
-
-
-def other_labels(y: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
-    """For every label a uniformly drawn different label in [0, k) (``y`` itself if k = 1)."""
-    if k < 2:
-        return y.clone()
-    shift = torch.randint(1, k, y.shape, generator=g)
-    return (y.cpu() + shift) % k
-
-
-def transport_weight_at(step: int, weight: float, steps: int | None) -> float:
-    """The transport weight at ``step``: constant, or falling linearly to 0 over ``steps``."""
-    if steps is None:
-        return weight
-    return weight * max(0.0, 1.0 - step / steps)
-
-
-def transport_cost(z: torch.Tensor, z_to: torch.Tensor, scale: float) -> torch.Tensor:
-    """Mean squared move of a projection per latent dimension, in units of ``scale``
-    (the latents' mean per-dimension variance): 0 when nothing moves."""
-    return (z_to - z).pow(2).mean() / scale
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.flow.log_prob(z, y)
 
 
 @torch.inference_mode()
@@ -192,41 +165,18 @@ def _draw(cache: dict[str, torch.Tensor], idx: torch.Tensor, g: torch.Generator,
     return mu + torch.exp(0.5 * logvar) * eps, cache["labels"][idx]
 
 
-def latent_scale(cache: dict[str, torch.Tensor]) -> float:
-    """Mean per-dimension variance of the cached means: the unit of the transport cost."""
-    return max(1e-8, float(cache["mu"].double().var(0).mean()))
-
-
 @torch.inference_mode()
-def evaluate_flow(
-    flow: ConditionalFlow,
-    cache: dict[str, torch.Tensor],
-    rt: Runtime,
-    scale: float | None = None,
-) -> dict:
-    """Validation NLL of the encoder means, in nats per latent and bits per dimension, and
-    the transport cost of projecting every mean to each other dataset (with ``scale``)."""
+def evaluate_flow(flow: ConditionalFlow, cache: dict[str, torch.Tensor], rt: Runtime) -> dict:
+    """Validation NLL of the encoder means, in nats per latent and bits per dimension."""
     flow.eval()
-    nll, moved, pairs = 0.0, 0.0, 0
+    nll = 0.0
     mu, y = cache["mu"], cache["labels"]
-    k = flow.num_classes
     for s in range(0, mu.shape[0], 1024):
         zb, yb = mu[s : s + 1024].to(rt.device), y[s : s + 1024].to(rt.device)
-        v, logdet = flow(zb, yb)
-        lp = -0.5 * (v.pow(2).sum(1) + flow.dim * math.log(2 * math.pi)) + logdet
-        nll -= lp.sum().item()
-        if scale is not None:
-            for shift in range(1, k):
-                z_to = flow.inverse(v, (yb + shift) % k)
-                moved += (z_to - zb).pow(2).mean(1).sum().item()
-                pairs += zb.shape[0]
+        nll -= flow.log_prob(zb, yb).sum().item()
     flow.train()
     n = max(1, mu.shape[0])
-    d = mu.shape[1]
-    out = {"val_nll": nll / n, "val_bits_per_dim": nll / n / (d * math.log(2.0))}
-    if scale is not None and pairs:
-        out["val_transport"] = moved / pairs / scale
-    return out
+    return {"val_nll": nll / n, "val_bits_per_dim": bits_per_dim(nll / n, mu.shape[1])}
 
 
 def train_cinn(
@@ -251,11 +201,6 @@ def train_cinn(
     ckpt_path = stage_dir / "last.ckpt"
     torch.manual_seed(cfg.seed)
     flow = build_flow(cfg, num_classes).to(rt.device)
-    weight = float(cfg.loss.transport_weight)
-    # the best weights are chosen by the objective of the end of training (pure likelihood
-    # once a decaying transport weight has reached 0)
-    final_weight = transport_weight_at(sc.steps, weight, cfg.loss.transport_steps)
-    scale = latent_scale(train_cache)
     opt = torch.optim.Adam(flow.parameters(), lr=sc.lr, fused=True)
     flips = "mu_flip" in train_cache
     n = train_cache["labels"].shape[0]
@@ -276,14 +221,14 @@ def train_cinn(
         torch.set_rng_state(state["rng"])
         if "best_state" in state:
             best = {
-                # re-scored: the objective depends on the transport settings of this run
-                "val": validation_objective(dict(state["best_metrics"]), final_weight),
+                # scored again from its metrics: an older run may have saved another objective
+                "val": validation_objective(dict(state["best_metrics"])),
                 "step": int(state["best_step"]),
                 "state": state["best_state"],
                 "metrics": dict(state["best_metrics"]),
             }
         if start >= sc.steps:
-            return _keep_best(flow, best, metrics, final_weight)
+            return _keep_best(flow, best, metrics)
         logger.info("cinn: resuming at step %d of %d", start, sc.steps)
     else:
         # ActNorm's data-dependent initialisation sees a first batch; under DDP the
@@ -298,7 +243,7 @@ def train_cinn(
             flow(z.to(rt.device), y.to(rt.device))
     stage_dir.mkdir(parents=True, exist_ok=True)
     log = CsvLog(run_dir / "cinn_log.csv", LOG_COLUMNS, resume_step=start if resume else None)
-    model = rt.wrap(ProjectionObjective(flow))
+    model = rt.wrap(LogLikelihood(flow))
 
     def save(step: int) -> None:
         if rt.is_main:
@@ -339,19 +284,9 @@ def train_cinn(
         idx = batch_indices(n, sc.batch_size, step, cfg.seed, rt.rank, rt.world_size)
         g = step_generator(cfg.seed, step, rt.rank)
         z, y = _draw(train_cache, idx, g, flips)
-        w = transport_weight_at(step, weight, cfg.loss.transport_steps)
-        # with one dataset there is nothing to project to
-        y_to = other_labels(y, num_classes, g).to(rt.device) if w > 0 and num_classes > 1 else None
-        z, y = z.to(rt.device), y.to(rt.device)
-        v, logdet, z_to = model(z, y, y_to)
-        log_prob = -0.5 * (v.pow(2).sum(1) + d * math.log(2 * math.pi)) + logdet
-        nll = -log_prob.mean() / d  # nats per dimension: a scale independent of d
-        logs = {"nll": -log_prob.mean().item(), "bits_per_dim": nll.item() / math.log(2.0)}
-        loss = nll
-        if z_to is not None:
-            moved = transport_cost(z, z_to, scale)
-            loss = nll + w * moved
-            logs["transport"] = moved.item()
+        nll = -model(z.to(rt.device), y.to(rt.device)).mean()  # nats per latent
+        logs = {"nll": nll.item(), "bits_per_dim": float(bits_per_dim(nll.item(), d))}
+        loss = nll / d  # nats per dimension: a scale independent of d
         check_finite(step, loss, logs, "cinn")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -368,20 +303,18 @@ def train_cinn(
             bar.set_postfix(bpd=f"{vals['bits_per_dim']:.3f}")
         if done % sc.val_every == 0 or done == sc.steps:
             if rt.is_main:
-                metrics = evaluate_flow(flow, val_cache, rt, scale)
+                metrics = evaluate_flow(flow, val_cache, rt)
                 log.write(done, metrics)
-                if validation_objective(metrics, final_weight) < best["val"]:
+                if validation_objective(metrics) < best["val"]:
                     best = {
-                        "val": validation_objective(metrics, final_weight),
+                        "val": validation_objective(metrics),
                         "step": done,
                         "state": {k: v.detach().clone() for k, v in flow.state_dict().items()},
                         "metrics": dict(metrics),
                     }
                 # with the bar hidden (-q, other ranks), the log decides what is shown
-                moved = metrics.get("val_transport")
                 (logger.info if bar.disable else bar.write)(
                     f"cinn step {done}: val {metrics['val_bits_per_dim']:.4f} bits/dim"
-                    + ("" if moved is None else f", transport {moved:.4f}")
                 )
                 if on_validate is not None:
                     on_validate(flow, done)
@@ -390,25 +323,20 @@ def train_cinn(
         bar.update(1)
     bar.close()
     if not metrics and rt.is_main:
-        metrics = evaluate_flow(flow, val_cache, rt, scale)
+        metrics = evaluate_flow(flow, val_cache, rt)
     if sc.steps == 0:
         save(0)
-    return _keep_best(flow, best, metrics, final_weight)
+    return _keep_best(flow, best, metrics)
 
 
-def validation_objective(metrics: dict[str, float], weight: float) -> float:
-    """What stage 2 minimises, on the validation split, in bits per dimension: the NLL
-    plus ``weight`` times the transport cost (a share of the latents' variance, which the
-    weight prices in nats per dimension, as in the training loss)."""
-    out = metrics.get("val_bits_per_dim", math.inf)
-    if weight > 0:
-        out += weight * metrics.get("val_transport", 0.0) / math.log(2.0)
-    return out
+def validation_objective(metrics: dict[str, float]) -> float:
+    """What stage 2 minimises, on the validation split: the NLL in bits per dimension."""
+    return metrics.get("val_bits_per_dim", math.inf)
 
 
-def _keep_best(flow: ConditionalFlow, best: dict, last: dict[str, float], weight: float):  # noqa: ANN202
+def _keep_best(flow: ConditionalFlow, best: dict, last: dict[str, float]):  # noqa: ANN202
     """The flow with the best validation weights, and its metrics (plus the last ones)."""
-    if best["state"] is None or best["val"] >= validation_objective(last, weight):
+    if best["state"] is None or best["val"] >= validation_objective(last):
         return flow, {**last, "best_step": None}
     flow.load_state_dict(best["state"])
     logger.info(

@@ -70,7 +70,9 @@ def is_run_folder(path: Path) -> bool:
 
 
 def load_run_config(run_dir: Path) -> Config:
-    """The saved config of a run folder; a folder that is not a run is refused."""
+    """The saved config of a run folder, to train further; a folder that is not a run is
+    refused, and so is a run trained with a since-retired option (:data:`RETIRED_KEYS
+    <net2fair.config.RETIRED_KEYS>`)."""
     run_dir = Path(run_dir)
     if (run_dir / "model.safetensors").is_file():
         hint = f" (its run is {run_dir.parent})" if is_run_folder(run_dir.parent) else ""
@@ -80,7 +82,7 @@ def load_run_config(run_dir: Path) -> Config:
     if not is_run_folder(run_dir):
         raise RunFolderError(f"{run_dir}: not a run folder (no run config.yaml to resume from)")
     path = run_dir / "config.yaml"
-    return config_from_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    return config_from_yaml_text(path.read_text(encoding="utf-8"), str(path), resume=True)
 
 
 def check_new_run_folder(run_dir: Path, cfg: Config) -> None:

@@ -92,3 +92,18 @@ def test_process_killed_inside_a_checkpoint_write_keeps_the_previous_one(tmp_pat
     # the half-written file stays hidden beside it, under a name nothing reads
     others = [p.name for p in tmp_path.iterdir() if p.name != "last.ckpt"]
     assert len(others) == 1 and others[0].startswith(".last.ckpt.") and others[0].endswith(".tmp")
+
+
+def test_a_resumed_log_cuts_later_rows_and_keeps_the_columns_an_older_version_wrote(tmp_path):
+    path = tmp_path / "cinn_log.csv"
+    path.write_text("step,nll,val_transport\n10,1.5,\n20,1.2,2.21\n30,1.1,\n")
+    log = checkpoint.CsvLog(path, ["nll", "grad_norm"], resume_step=20)
+    log.write(30, {"nll": 1.0, "grad_norm": 0.5})
+    assert path.read_text().splitlines() == [
+        "step,nll,grad_norm,val_transport",
+        "10,1.5,,",
+        "20,1.2,,2.21",
+        "30,1,0.5,",
+    ]
+    checkpoint.CsvLog(path, ["nll"])  # a new run starts a fresh log
+    assert path.read_text() == "step,nll\n"

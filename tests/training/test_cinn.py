@@ -1,5 +1,5 @@
-"""Stage 2: batch schedule, latent statistics, keeping the best validation weights, and the
-transport cost."""
+"""Stage 2: batch schedule, latent statistics, the likelihood it fits, and keeping the best
+validation weights."""
 
 from __future__ import annotations
 
@@ -8,18 +8,14 @@ import math
 import pytest
 import torch
 
-from net2fair.config import ConfigError, load_config
+from net2fair.config import load_config
 from net2fair.training.cinn import (
-    ProjectionObjective,
+    LogLikelihood,
     _keep_best,
     build_flow,
     evaluate_flow,
-    latent_scale,
     latent_statistics,
-    other_labels,
     train_cinn,
-    transport_cost,
-    transport_weight_at,
     validation_objective,
 )
 from net2fair.training.engine import batch_indices, lr_at, setup_runtime
@@ -60,7 +56,7 @@ def test_keep_best_restores_the_best_validation_weights():
         for p in flow.parameters():
             p.add_(1.0)
     best = {"val": 1.0, "step": 200, "state": best_state, "metrics": {"val_bits_per_dim": 1.0}}
-    kept, metrics = _keep_best(flow, best, {"val_bits_per_dim": 1.5}, 0.0)
+    kept, metrics = _keep_best(flow, best, {"val_bits_per_dim": 1.5})
     assert metrics["best_step"] == 200 and metrics["val_bits_per_dim"] == 1.0
     assert metrics["last_val_bits_per_dim"] == 1.5
     for k, v in kept.state_dict().items():
@@ -68,37 +64,12 @@ def test_keep_best_restores_the_best_validation_weights():
     # when the last weights are the best, they stay
     flow2 = build_flow(cfg, 2)
     before = {k: v.clone() for k, v in flow2.state_dict().items()}
-    _, m2 = _keep_best(flow2, {**best, "val": 2.0}, {"val_bits_per_dim": 1.5}, 0.0)
+    _, m2 = _keep_best(flow2, {**best, "val": 2.0}, {"val_bits_per_dim": 1.5})
     assert m2["best_step"] is None
     assert all(torch.equal(v, before[k]) for k, v in flow2.state_dict().items())
 
 
-def test_other_labels_are_uniform_over_the_other_datasets():
-    y = torch.randint(0, 3, (30_000,), generator=torch.Generator().manual_seed(0))
-    to = other_labels(y, 3, torch.Generator().manual_seed(1))
-    assert not (to == y).any()
-    for a in range(3):
-        counts = torch.bincount(to[y == a], minlength=3).double()
-        share = counts / counts.sum()
-        assert share[a] == 0
-        others = [b for b in range(3) if b != a]
-        assert all(abs(share[b].item() - 0.5) < 0.02 for b in others)
-    assert torch.equal(
-        other_labels(torch.zeros(4, dtype=torch.long), 1, torch.Generator()), y[:0].new_zeros(4)
-    )
-
-
-def test_transport_cost_is_the_mean_squared_move_in_units_of_the_scale():
-    torch.manual_seed(0)
-    z = torch.randn(16, 6)
-    assert transport_cost(z, z, 2.0).item() == 0.0
-    moved = z + torch.tensor([1.0, 0, 0, 0, 0, 2.0])
-    assert transport_cost(z, moved, 2.0).item() == pytest.approx((1 + 4) / 6 / 2.0)
-    mu = torch.tensor([[0.0, 0.0], [2.0, 4.0]])
-    assert latent_scale({"mu": mu}) == pytest.approx((2.0 + 8.0) / 2)
-
-
-def test_projection_objective_projects_exactly_and_to_its_own_dataset_is_the_identity():
+def test_the_training_pass_is_the_flows_log_likelihood_and_validation_its_bits_per_dim():
     torch.manual_seed(0)
     cfg = load_config(overrides=["autoencoder.z_dim=6", "flow.n_flows=3", "flow.hidden_dim=16"])
     flow = build_flow(cfg, 3).double()
@@ -107,93 +78,40 @@ def test_projection_objective_projects_exactly_and_to_its_own_dataset_is_the_ide
             p.add_(0.05 * torch.randn_like(p))
     z = torch.randn(10, 6, dtype=torch.float64)
     y = torch.randint(0, 3, (10,))
-    to = (y + 1) % 3
-    v, logdet, z_to = ProjectionObjective(flow)(z, y, to)
-    v_ref, ld_ref = flow(z, y)
-    assert torch.allclose(v, v_ref) and torch.allclose(logdet, ld_ref)
-    assert torch.allclose(z_to, flow.inverse(v_ref, to))
-    assert not torch.allclose(z_to, z, atol=1e-3)
-    _, _, z_same = ProjectionObjective(flow)(z, y, y)
-    assert torch.allclose(z_same, z, atol=1e-10)
-    assert ProjectionObjective(flow)(z, y)[2] is None
+    lp = LogLikelihood(flow)(z, y)
+    v, logdet = flow(z, y)
+    by_hand = -0.5 * (v.pow(2).sum(1) + 6 * math.log(2 * math.pi)) + logdet
+    torch.testing.assert_close(lp, by_hand)
+    metrics = evaluate_flow(flow, {"mu": z, "labels": y}, setup_runtime("cpu"))
+    assert metrics["val_nll"] == pytest.approx(-lp.mean().item())
+    assert metrics["val_bits_per_dim"] == pytest.approx(-lp.mean().item() / (6 * math.log(2)))
+    assert set(metrics) == {"val_nll", "val_bits_per_dim"}
 
 
-def test_validation_objective_adds_the_weighted_transport_in_bits():
-    m = {"val_bits_per_dim": 1.0, "val_transport": 0.5}
-    assert validation_objective(m, 0.0) == 1.0
-    assert validation_objective(m, 2.0) == pytest.approx(1.0 + 2.0 * 0.5 / math.log(2.0))
+def test_validation_objective_is_the_bits_per_dim():
+    assert validation_objective({"val_bits_per_dim": 1.0, "val_transport": 0.5}) == 1.0
+    assert validation_objective({}) == math.inf
 
 
-def _two_dataset_cache(n: int, seed: int) -> dict[str, torch.Tensor]:
-    """Two datasets sharing 'content' (dims 0, 1) and differing in 'style' (dims 2, 3)."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 2
-    z = torch.randn(n, 4, generator=g)
-    z[y == 1, 2:] = 0.3 * z[y == 1, 2:] + 2.0
-    return {"mu": z, "logvar": torch.full_like(z, -12.0), "labels": y}
-
-
-def _train_toy(tmp_path, *overrides: str):  # noqa: ANN202
-    train, val = _two_dataset_cache(2048, 0), _two_dataset_cache(512, 1)
+def test_a_short_run_keeps_its_best_validation_and_logs_no_retired_columns(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(256, 4, generator=g)
+    cache = {"mu": z, "logvar": torch.full_like(z, -12.0), "labels": torch.arange(256) % 2}
     cfg = load_config(
         overrides=[
             "autoencoder.z_dim=4",
-            "flow.n_flows=4",
-            "flow.hidden_dim=32",
-            "train.cinn.steps=300",
-            "train.cinn.batch_size=128",
-            "train.cinn.val_every=100",
-            "train.cinn.ckpt_every=300",
-            "train.cinn.log_every=100",
-            *overrides,
+            "flow.n_flows=2",
+            "flow.hidden_dim=16",
+            "train.cinn.steps=20",
+            "train.cinn.batch_size=64",
+            "train.cinn.val_every=10",
+            "train.cinn.ckpt_every=20",
+            "train.cinn.log_every=10",
         ]
     )
     rt = setup_runtime("cpu")
-    flow, metrics = train_cinn(
-        cfg, tmp_path / "-".join(overrides), rt, train, val, 2, resume=False, progress=False
-    )
-    flow.eval()
-    with torch.no_grad():
-        z0 = val["mu"][val["labels"] == 0]
-        moved = (flow.inverse(flow(z0, 0)[0], 1) - z0).pow(2).mean(0)
-    again = evaluate_flow(flow, val, rt, latent_scale(train))
-    assert again["val_transport"] == pytest.approx(metrics["val_transport"], rel=1e-4)
-    return metrics, moved
-
-
-def test_the_transport_weight_shrinks_projections_and_a_decaying_one_hands_back_to_likelihood(
-    tmp_path,
-):
-    """Two datasets that differ in two of four dimensions. The transport cost pulls every
-    projection towards its source (it is measured as trained, and the shared dimensions
-    stay put); held constant it also keeps projections from reaching the target, which
-    costs likelihood, so decaying it to 0 gives the likelihood back."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one reduction order, whatever the machine
-    try:
-        ml, move_ml = _train_toy(tmp_path, "loss.transport_weight=0")
-        held, move_held = _train_toy(tmp_path, "loss.transport_weight=1.0")
-        decayed, _ = _train_toy(tmp_path, "loss.transport_weight=1.0", "loss.transport_steps=150")
-    finally:
-        torch.set_num_threads(threads)
-    assert held["val_transport"] < 0.1 * ml["val_transport"]
-    assert move_held[2:].mean() < 0.1 * move_ml[2:].mean()
-    # what moves is the dataset-specific part, not the shared one
-    assert move_held[:2].mean() < 0.25 * move_held[2:].mean()
-    assert held["val_bits_per_dim"] > ml["val_bits_per_dim"] + 0.1
-    gap = abs(decayed["val_bits_per_dim"] - ml["val_bits_per_dim"])
-    assert gap < 0.05 and gap < 0.5 * (held["val_bits_per_dim"] - ml["val_bits_per_dim"])
-
-
-def test_the_transport_weight_decays_linearly_to_zero():
-    assert transport_weight_at(0, 0.5, None) == transport_weight_at(10**6, 0.5, None) == 0.5
-    assert transport_weight_at(0, 0.5, 100) == 0.5
-    assert transport_weight_at(50, 0.5, 100) == pytest.approx(0.25)
-    assert transport_weight_at(100, 0.5, 100) == transport_weight_at(150, 0.5, 100) == 0.0
-
-
-def test_a_negative_transport_weight_is_refused():
-    with pytest.raises(ConfigError, match="transport_weight"):
-        load_config(overrides=["loss.transport_weight=-1"])
-    with pytest.raises(ConfigError, match="transport_steps"):
-        load_config(overrides=["loss.transport_steps=0"])
+    flow, metrics = train_cinn(cfg, tmp_path, rt, cache, cache, 2, resume=False, progress=False)
+    again = evaluate_flow(flow, cache, rt)
+    assert again["val_bits_per_dim"] == pytest.approx(metrics["val_bits_per_dim"], rel=1e-5)
+    header = (tmp_path / "cinn_log.csv").read_text().splitlines()[0].split(",")
+    assert "transport" not in header and "val_transport" not in header
