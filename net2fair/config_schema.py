@@ -72,9 +72,12 @@ class LossConfig:
     #: stage 1: weight of the L1 loss on fine chroma detail (models.losses.chroma_detail_l1),
     #: which removes the colour confetti LPIPS on AlexNet misses at 64 px
     #: (docs/stage1-fidelity.md). 0 = off
-    chroma_weight: float = 0.0
+    chroma_weight: float = 4.0
     kl_weight: float = 1.0e-6
-    disc_weight: float = 0.5
+    #: adversarial loss weight; 0 = off, the default: at 64 px the discriminator is what
+    #: fills the eye band with colour confetti (docs/stage1-fidelity.md). The paper's recipe
+    #: (configs/ffhq_celebahq_celeba.yaml) turns it on late in a long run
+    disc_weight: float = 0.0
     #: autoencoder step at which the adversarial loss is switched on
     disc_start: int = 2000
     disc_channels: int = 32
