@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pytest
-from PIL import Image, ImageDraw
+# One math thread per process, for the test process and every command it starts (they
+# inherit the environment), unless the caller chose a number. The models here are tiny, so
+# a second thread gains little, and on a machine whose cores are busy with other work
+# (a shared 2-core box next to a training) two threads per op wait on each other: the
+# commands ran 4-6x slower. Set before numpy and torch are imported; the bench and DDP
+# tests already run their processes this way.
+if "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:  # imported before this file: tell it too
+        sys.modules["torch"].set_num_threads(1)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures" / "real-faces"
@@ -65,6 +78,49 @@ def run_cli(
             f"--- stderr\n{proc.stderr}"
         )
     return proc
+
+
+def _exit_code(e: SystemExit) -> int:
+    """The status ``raise SystemExit(e.code)`` gives a process (a message means 1)."""
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code
+    print(e.code, file=sys.stderr)
+    return 1
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``net2fair ARGS`` in-process through ``net2fair.cli.main`` (what the console
+    script and ``python -m net2fair`` call) and return what :func:`run_cli` would: the exit
+    status (argparse's ``SystemExit`` included), stdout and stderr. The log lines go to
+    stderr as ``main`` sends them in a process of its own (``%(message)s`` at INFO), so
+    "one line on stderr" means the same here. For argument and config checks, where
+    starting Python and torch would cost seconds a call; an unexpected exception
+    propagates and fails the test (a process would print a traceback)."""
+    from net2fair.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()  # what the test printed before is not the command's
+        handler = logging.StreamHandler(sys.stderr)  # the captured stream, as a process'
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root = logging.getLogger()
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse: usage errors exit 2
+                code = _exit_code(e)
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["net2fair", *args], int(code), out, err)
+
+    return run
 
 
 @pytest.fixture(scope="session")

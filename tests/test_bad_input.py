@@ -1,8 +1,10 @@
 """Bad inputs through every command, crash-safe writes, one-line errors.
 
-The commands run in subprocesses as a user would start them; the failing-writer cases run
-``net2fair.cli.main`` in a subprocess after patching the writer (a full disk cannot be
-made on demand), or patch it in-process for the library calls.
+The commands that do their work run in subprocesses as a user would start them; the
+refusals (argument and config mistakes, a folder with no usable image) run in-process
+through ``net2fair.cli.main`` (the ``cli`` fixture), with the same exit codes and lines.
+The failing-writer cases run ``net2fair.cli.main`` in a subprocess after patching the
+writer (a full disk cannot be made on demand), or patch it in-process for the library calls.
 """
 
 from __future__ import annotations
@@ -174,22 +176,23 @@ def test_report_measures_every_usable_image(messy, messy_run, tmp_path):
     assert rep["data"]["n_skipped"] >= len([r for r in kinds["bad"] if r != "dir.jpg"])
 
 
-def test_a_folder_of_only_bad_files_fails_with_one_line(only_bad, messy_run, toy_folders, tmp_path):
+def test_a_folder_of_only_bad_files_fails_with_one_line(
+    only_bad, messy_run, toy_folders, tmp_path, cli
+):
     run, _ = messy_run
     common = ("--device", "cpu", "-q")
     for cmd, code in (("project", 1), ("report", 1)):
         out = tmp_path / cmd
-        proc = run_cli(
+        proc = cli(
             cmd, str(run / "model"), str(only_bad), "--from", "messy", "--out", str(out), *common,
-            check=False,
         )  # fmt: skip
         _no_traceback(proc)
         assert proc.returncode == code, proc.stderr
         assert _last_line(proc).startswith(f"net2fair: error: no usable image in {only_bad}")
         assert not out.exists() or not any(out.rglob("*.png"))
-    proc = run_cli(
+    proc = cli(
         "train", TINY, f"--domain=bad={only_bad}", f"--domain=squares={toy_folders['squares']}",
-        "--out", str(tmp_path / "run"), *common, check=False,
+        "--out", str(tmp_path / "run"), *common,
     )  # fmt: skip
     _no_traceback(proc)
     assert proc.returncode == 2
@@ -313,14 +316,14 @@ h.write_csv = full
 """
 
 
-def test_full_disk_while_writing_a_report_keeps_the_old_one(messy_run, toy_folders, tmp_path):
+def test_full_disk_while_writing_a_report_keeps_the_old_one(messy_run, toy_folders, tmp_path, cli):
     run, _ = messy_run
     out = tmp_path / "rep"
     args = [
         "report", str(run / "model"), str(toy_folders["squares"]), "--from", "squares",
         "--out", str(out), "--device", "cpu", "-q", "--max-images", "4",
     ]  # fmt: skip
-    run_cli(*args)
+    assert cli(*args).returncode == 0  # the report the full disk must leave alone
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     proc = _main_with(FULL_DISK_REPORT, args)
     _no_traceback(proc)
@@ -336,7 +339,9 @@ def test_full_disk_while_writing_a_report_keeps_the_old_one(messy_run, toy_folde
 # ------------------------------------------------------------------ configs and arguments
 
 
-def test_argument_mistakes_are_one_line_errors_with_exit_code_2(messy_run, toy_folders, tmp_path):
+def test_argument_mistakes_are_one_line_errors_with_exit_code_2(
+    messy_run, toy_folders, tmp_path, cli
+):
     run, _ = messy_run
     model, images = str(run / "model"), str(toy_folders["squares"])
     domains = [f"--domain=discs={toy_folders['discs']}", f"--domain=b={toy_folders['squares']}"]
@@ -359,7 +364,7 @@ def test_argument_mistakes_are_one_line_errors_with_exit_code_2(messy_run, toy_f
           "--out", out], "is not a folder"),
     ]  # fmt: skip
     for args, message in cases:
-        proc = run_cli(*args, "--device", "cpu", "-q", check=False)
+        proc = cli(*args, "--device", "cpu", "-q")
         _no_traceback(proc)
         assert proc.returncode == 2, (args, proc.stderr)
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("net2fair:")]

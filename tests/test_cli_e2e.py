@@ -1,4 +1,8 @@
-"""End to end, as a user: the real commands in subprocesses on tiny data."""
+"""End to end, as a user: the real commands in subprocesses on tiny data.
+
+The refusals (bad arguments, config errors) run in-process through ``net2fair.cli.main``
+(the ``cli`` fixture of tests/conftest.py): the same exit codes and lines, without
+starting Python and torch for each."""
 
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ def test_project_writes_every_target_and_matches_python_api(tiny_model, toy_fold
             assert list(expected.getdata()) == list(got.getdata()), (target, name)
 
 
-def test_sample_writes_n_per_domain(tiny_model, tmp_path):
+def test_sample_writes_n_per_domain(tiny_model, tmp_path, cli):
     out = tmp_path / "samples"
     run_cli(
         "sample",
@@ -95,13 +99,15 @@ def test_sample_writes_n_per_domain(tiny_model, tmp_path):
     files = sorted((out / "squares").glob("*.png"))
     assert len(files) == 5 and Image.open(files[0]).size == (32, 32)
     assert not (out / "discs").exists()
-    run_cli("sample", str(tiny_model), "-n", "2", "--out", str(tmp_path / "all"), "--device", "cpu")
+    # every dataset when --domain is left out (in-process: the command ran as a user's above)
+    proc = cli("sample", tiny_model, "-n", "2", "--out", tmp_path / "all", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "all" / "discs").glob("*.png"))) == 2
     assert len(list((tmp_path / "all" / "squares").glob("*.png"))) == 2
 
 
-def test_bad_arguments_exit_nonzero_with_one_line(tiny_model, toy_folders, tmp_path):
-    proc = run_cli(
+def test_bad_arguments_exit_nonzero_with_one_line(tiny_model, toy_folders, tmp_path, cli):
+    proc = cli(
         "project",
         str(tiny_model),
         str(toy_folders["discs"]),
@@ -109,27 +115,23 @@ def test_bad_arguments_exit_nonzero_with_one_line(tiny_model, toy_folders, tmp_p
         "cats",
         "--out",
         str(tmp_path / "x"),
-        check=False,
     )
     assert proc.returncode == 2
     assert (
         proc.stderr.strip().splitlines()[-1].startswith("net2fair: error: unknown dataset 'cats'")
     )
     assert "Traceback" not in proc.stderr
-    proc = run_cli(
+    proc = cli(
         "train",
         "--domain",
         f"only={toy_folders['discs']}",
         "--out",
         str(tmp_path / "r"),
-        check=False,
     )
     assert proc.returncode == 2 and "at least two datasets" in proc.stderr
-    proc = run_cli("train", "data.resoltion=64", check=False)
+    proc = cli("train", "data.resoltion=64")
     assert proc.returncode == 2 and "did you mean data.resolution" in proc.stderr
-    proc = run_cli(
-        "project", str(tmp_path / "nope"), "x.png", "--from", "a", "--out", "o", check=False
-    )
+    proc = cli("project", str(tmp_path / "nope"), "x.png", "--from", "a", "--out", "o")
     assert proc.returncode == 1 and "no such model folder" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -198,11 +200,11 @@ def test_synth_writes_folders_with_labels_deterministically(tmp_path):
             assert f.read_bytes() == (tmp_path / "b" / domain / f.name).read_bytes()
 
 
-def test_missing_or_empty_dataset_folder_is_a_config_error(toy_folders, tmp_path):
+def test_missing_or_empty_dataset_folder_is_a_config_error(toy_folders, tmp_path, cli):
     empty = tmp_path / "empty"
     empty.mkdir()
     for folder in (tmp_path / "missing", empty):
-        proc = run_cli(
+        proc = cli(
             "train",
             str(REPO / "configs" / "tiny.yaml"),
             "--domain",
@@ -211,14 +213,15 @@ def test_missing_or_empty_dataset_folder_is_a_config_error(toy_folders, tmp_path
             f"other={folder}",
             "--out",
             str(tmp_path / "run"),
-            check=False,
         )
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
         assert str(folder) in proc.stderr.strip().splitlines()[-1]
 
 
-def test_report_command_writes_every_output_and_escapes_names(tiny_model, toy_folders, tmp_path):
+def test_report_command_writes_every_output_and_escapes_names(
+    tiny_model, toy_folders, tmp_path, cli
+):
     images = tmp_path / "faces"
     images.mkdir()
     for i, src in enumerate(sorted(toy_folders["discs"].glob("*.png"))[:5]):
@@ -248,16 +251,7 @@ def test_report_command_writes_every_output_and_escapes_names(tiny_model, toy_fo
     page = (out / "index.html").read_text()
     assert "<img src=x onerror" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert json.loads((out / "report.json").read_text())["seed"] == 1
-    proc = run_cli(
-        "report",
-        str(tiny_model),
-        str(images),
-        "--from",
-        "nope",
-        "--out",
-        str(tmp_path / "r2"),
-        check=False,
-    )
+    proc = cli("report", str(tiny_model), str(images), "--from", "nope", "--out", tmp_path / "r2")
     assert proc.returncode == 2 and "unknown dataset 'nope'" in proc.stderr
 
 
@@ -309,8 +303,9 @@ def _equivariance_residual_of(run: Path, folders: list[Path]) -> float:
 
 
 def test_equivariance_prior_trains_end_to_end_and_makes_the_code_move_linearly(
-    toy_folders, tmp_path
+    toy_folders, tmp_path, cli
 ):
+    # the two trainings in-process (cli): the tests above run `train` as a user does
     common = [
         "--stage",
         "autoencoder",
@@ -321,14 +316,16 @@ def test_equivariance_prior_trains_end_to_end_and_makes_the_code_move_linearly(
         "loss.equivariance_rotation=20",
     ]
     plain, prior = tmp_path / "plain", tmp_path / "prior"
-    run_cli(*_train_args(toy_folders, plain, 150), *common)
-    run_cli(
+    proc = cli(*_train_args(toy_folders, plain, 150), *common)
+    assert proc.returncode == 0, proc.stderr
+    proc = cli(
         *_train_args(toy_folders, prior, 150),
         *common,
         "loss.equivariance_weight=2.0",
         "loss.equivariance_start=30",
         "loss.equivariance_ramp=20",
     )
+    assert proc.returncode == 0, proc.stderr
     log = (prior / "autoencoder_log.csv").read_text().splitlines()
     col = log[0].split(",").index("equivariance")
     values = [float(r.split(",")[col]) for r in log[1:] if r.split(",")[col]]
@@ -344,18 +341,17 @@ def test_equivariance_prior_trains_end_to_end_and_makes_the_code_move_linearly(
     )
 
 
-def test_equivariance_prior_config_errors_are_one_line(toy_folders, tmp_path):
+def test_equivariance_prior_config_errors_are_one_line(toy_folders, tmp_path, cli):
     for override, words in [
         ("loss.equivariance_weight=-1", "loss.equivariance_weight must be"),
         ("loss.equivariance_rotation=200", "loss.equivariance_rotation must be"),
     ]:
-        proc = run_cli(*_train_args(toy_folders, tmp_path / "x", 4), override, check=False)
+        proc = cli(*_train_args(toy_folders, tmp_path / "x", 4), override)
         assert proc.returncode == 2 and words in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
-    proc = run_cli(
+    proc = cli(
         *_train_args(toy_folders, tmp_path / "y", 4),
         "loss.equivariance_weight=1",
         "train.autoencoder.batch_size=4",
-        check=False,
     )
     assert proc.returncode == 2 and "batch_size must be >= 6" in proc.stderr

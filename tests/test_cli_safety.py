@@ -152,13 +152,10 @@ def test_train_refuses_a_run_folder_inside_the_data(
 
 # ---------------------------------------------------------------------- 5: --resume
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("resume")
-    a = write_toy_domain(root / "a", "disc", 12)
-    b = write_toy_domain(root / "b", "square", 12)
-    run = root / "run"
-    run_cli("train", TINY, f"--domain=a={a}", f"--domain=b={b}", "--out", str(run), "-q")
-    return run
+def finished_run(tiny_model: Path) -> Path:
+    """The session's finished tiny run (configs/tiny.yaml, trained by ``net2fair train`` in
+    a subprocess). Shared: the tests here only read it or resume a copy of it."""
+    return tiny_model.parent
 
 
 @pytest.mark.parametrize(

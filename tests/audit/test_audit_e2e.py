@@ -139,7 +139,7 @@ def test_bad_arguments_fail_clearly(model: Translator, toy_folders):
 
 
 @pytest.mark.slow
-def test_audit_command_end_to_end(tiny_model, mixed_folder, tmp_path):
+def test_audit_command_end_to_end(tiny_model, mixed_folder, tmp_path, cli):
     out = tmp_path / "a"
     proc = run_cli(
         "audit",
@@ -169,27 +169,18 @@ def test_audit_command_end_to_end(tiny_model, mixed_folder, tmp_path):
     assert meta["alpha"] == 0.3 and meta["alpha_rule"] == "given" and meta["clip"] == 5.0
     assert meta["command"].startswith("net2fair audit")
     assert (out / "images" / "changes.png").is_file()
-    bad = run_cli(
-        "audit",
-        str(tiny_model),
-        str(mixed_folder),
-        "--domain",
-        "cats",
-        "--out",
-        str(tmp_path / "b"),
-        check=False,
-    )
+    # the refusals in-process (tests/conftest.py's cli), with a process' exit code and stderr
+    bad = cli("audit", tiny_model, mixed_folder, "--domain", "cats", "--out", tmp_path / "b")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "cats" in bad.stderr
-    bad = run_cli(
+    bad = cli(
         "audit",
-        str(tiny_model),
-        str(mixed_folder),
+        tiny_model,
+        mixed_folder,
         "--domain",
         "discs",
         "--clip",
         "0.5",
         "--out",
-        str(tmp_path / "b"),
-        check=False,
+        tmp_path / "b",
     )
     assert bad.returncode == 2 and "--clip" in bad.stderr

@@ -24,6 +24,7 @@ from net2fair.importers.net2net import (
     import_net2net,
 )
 from net2fair.models.translator import Translator
+from tests.conftest import run_cli
 from tests.importers import net2net_fixture as fx
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -44,7 +45,12 @@ def imported(request, tmp_path_factory, state) -> Translator:  # noqa: ANN001
     root = tmp_path_factory.mktemp(request.param)
     run = fx.write_run_folder(root, legacy=request.param == "legacy", state=state)
     out = root / "model"
-    assert main(["import-net2net", str(run), "--out", str(out)]) == 0
+    if request.param == "zip":
+        # the command as a user runs it, in a process of its own (the format Lightning writes)
+        proc = run_cli("import-net2net", str(run), "--out", str(out))
+        assert "Traceback" not in proc.stderr
+    else:
+        assert main(["import-net2net", str(run), "--out", str(out)]) == 0
     return Translator.load(out)
 
 

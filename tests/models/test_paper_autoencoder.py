@@ -9,7 +9,6 @@ from net2fair.config import ConfigError, config_from_yaml_text, load_config
 from net2fair.models.autoencoder import Autoencoder
 from net2fair.models.paper_autoencoder import ActNorm2d, PaperAutoencoder
 from net2fair.models.translator import build_autoencoder
-from tests.conftest import run_cli
 
 SMALL = [
     "autoencoder.arch=net2net",
@@ -67,9 +66,10 @@ def test_bad_architecture_settings_are_config_errors(overrides: list[str], messa
         load_config(overrides=overrides)
 
 
-def test_net2fair_train_takes_steps_with_the_paper_architecture(toy_folders, tmp_path) -> None:  # noqa: ANN001
+def test_net2fair_train_takes_steps_with_the_paper_architecture(toy_folders, tmp_path, cli) -> None:  # noqa: ANN001
+    # in-process (tests/conftest.py's cli): `train` runs in subprocesses in test_cli_e2e.py
     run = tmp_path / "paper"
-    run_cli(
+    proc = cli(
         "train",
         "--domain",
         f"discs={toy_folders['discs']}",
@@ -94,6 +94,7 @@ def test_net2fair_train_takes_steps_with_the_paper_architecture(toy_folders, tmp
         "cpu",
         "-q",
     )
+    assert proc.returncode == 0, proc.stderr
     from net2fair.models.translator import Translator
 
     t = Translator.load(run / "model")
