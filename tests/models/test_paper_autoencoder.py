@@ -67,7 +67,7 @@ def test_bad_architecture_settings_are_config_errors(overrides: list[str], messa
 
 
 def test_net2fair_train_takes_steps_with_the_paper_architecture(toy_folders, tmp_path, cli) -> None:  # noqa: ANN001
-    # in-process (tests/conftest.py's cli): `train` runs in subprocesses in test_cli_e2e.py
+    # in-process (tests/conftest.py's cli): `train` runs in subprocesses in commands/test_train.py
     run = tmp_path / "paper"
     proc = cli(
         "train",

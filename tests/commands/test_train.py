@@ -1,13 +1,18 @@
-"""End to end, as a user: the real commands in subprocesses on tiny data.
+"""``net2fair train`` (net2fair/commands/train.py): the run and model folders it writes,
+a killed run resumed to the same weights, --resume keeping the run's own settings, folders
+it must not write into, training options end to end.
 
-The refusals (bad arguments, config errors) run in-process through ``net2fair.cli.main``
-(the ``cli`` fixture of tests/conftest.py): the same exit codes and lines, without
-starting Python and torch for each."""
+The runs marked slow start the command in a subprocess as a user would; the refusals
+(bad arguments, config errors) run in-process through ``net2fair.cli.main`` (the ``cli``
+fixture of tests/conftest.py, ``_cli`` of tests/commands/conftest.py): the same exit codes
+and lines, without starting Python and torch for each.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,15 +21,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from net2fair import Translator
-from tests.conftest import REPO, run_cli
+from tests.commands.conftest import TINY, _cli, _dead_tag, _one_line_error
+from tests.conftest import REPO, run_cli, write_toy_domain
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_model_folder_has_the_documented_files(tiny_model: Path):
     for name in ("config.yaml", "model.safetensors", "metrics.json", "samples.png"):
         assert (tiny_model / name).is_file(), name
@@ -43,97 +47,6 @@ def test_model_folder_has_the_documented_files(tiny_model: Path):
         assert (run / name).exists(), name
     header = (run / "autoencoder_log.csv").read_text().splitlines()[0]
     assert header.startswith("step,") and "val_psnr" in header
-
-
-def test_project_writes_every_target_and_matches_python_api(tiny_model, toy_folders, tmp_path):
-    out = tmp_path / "projected"
-    proc = run_cli(
-        "project",
-        str(tiny_model),
-        str(toy_folders["discs"]),
-        "--from",
-        "discs",
-        "--to",
-        "all",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "-q",
-    )
-    assert "projected 24 image(s)" in proc.stdout
-    inputs = sorted(p.name for p in toy_folders["discs"].glob("*.png"))
-    for target in ("discs", "squares"):
-        written = sorted(p.name for p in (out / target).glob("*.png"))
-        assert written == inputs
-        assert Image.open(out / target / inputs[0]).size == (32, 32)
-    assert (out / "overview.png").is_file()
-
-    # Translator.load reproduces the command's projections bit for bit, given the same
-    # batch (CPU convolutions may round differently at another batch size).
-    t = Translator.load(tiny_model)
-    paths = [toy_folders["discs"] / name for name in inputs]
-    proj = t.project(paths, source="discs", targets="all")
-    for target, images in proj.items():
-        for name, expected in zip(inputs, Translator.to_pil(images)):
-            got = Image.open(out / target / name).convert("RGB")
-            assert list(expected.getdata()) == list(got.getdata()), (target, name)
-
-
-def test_sample_writes_n_per_domain(tiny_model, tmp_path, cli):
-    out = tmp_path / "samples"
-    run_cli(
-        "sample",
-        str(tiny_model),
-        "--domain",
-        "squares",
-        "-n",
-        "5",
-        "--out",
-        str(out),
-        "--seed",
-        "3",
-        "--device",
-        "cpu",
-    )
-    files = sorted((out / "squares").glob("*.png"))
-    assert len(files) == 5 and Image.open(files[0]).size == (32, 32)
-    assert not (out / "discs").exists()
-    # every dataset when --domain is left out (in-process: the command ran as a user's above)
-    proc = cli("sample", tiny_model, "-n", "2", "--out", tmp_path / "all", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
-    assert len(list((tmp_path / "all" / "discs").glob("*.png"))) == 2
-    assert len(list((tmp_path / "all" / "squares").glob("*.png"))) == 2
-
-
-def test_bad_arguments_exit_nonzero_with_one_line(tiny_model, toy_folders, tmp_path, cli):
-    proc = cli(
-        "project",
-        str(tiny_model),
-        str(toy_folders["discs"]),
-        "--from",
-        "cats",
-        "--out",
-        str(tmp_path / "x"),
-    )
-    assert proc.returncode == 2
-    assert (
-        proc.stderr.strip().splitlines()[-1].startswith("net2fair: error: unknown dataset 'cats'")
-    )
-    assert "Traceback" not in proc.stderr
-    proc = cli(
-        "train",
-        "--domain",
-        f"only={toy_folders['discs']}",
-        "--out",
-        str(tmp_path / "r"),
-    )
-    assert proc.returncode == 2 and "at least two datasets" in proc.stderr
-    proc = cli("train", "data.resoltion=64")
-    assert proc.returncode == 2 and "did you mean data.resolution" in proc.stderr
-    proc = cli("project", str(tmp_path / "nope"), "x.png", "--from", "a", "--out", "o")
-    assert proc.returncode == 1 and "no such model folder" in proc.stderr
-    assert "Traceback" not in proc.stderr
 
 
 def _train_args(toy_folders, out: Path, ae_steps: int) -> list[str]:
@@ -156,6 +69,7 @@ def _train_args(toy_folders, out: Path, ae_steps: int) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(toy_folders, tmp_path):
     steps = 60
     full = tmp_path / "full"
@@ -187,19 +101,7 @@ def test_killed_run_resumes_to_the_same_weights(toy_folders, tmp_path):
     assert mb["autoencoder"]["steps"] == ma["autoencoder"]["steps"] == steps
 
 
-def test_synth_writes_folders_with_labels_deterministically(tmp_path):
-    for name in ("a", "b"):
-        proc = run_cli("synth", str(tmp_path / name), "--n", "4", "--resolution", "32", "-q")
-        assert "wrote 4 images for each of photo, portrait, anime" in proc.stdout
-    for domain in ("photo", "portrait", "anime"):
-        files = sorted((tmp_path / "a" / domain).glob("*.png"))
-        assert len(files) == 4 and Image.open(files[0]).size == (32, 32)
-        rows = (tmp_path / "a" / domain / "labels.csv").read_text().splitlines()
-        assert len(rows) == 5 and "skin_tone" in rows[0]
-        for f in files:
-            assert f.read_bytes() == (tmp_path / "b" / domain / f.name).read_bytes()
-
-
+@pytest.mark.slow
 def test_missing_or_empty_dataset_folder_is_a_config_error(toy_folders, tmp_path, cli):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -219,42 +121,7 @@ def test_missing_or_empty_dataset_folder_is_a_config_error(toy_folders, tmp_path
         assert str(folder) in proc.stderr.strip().splitlines()[-1]
 
 
-def test_report_command_writes_every_output_and_escapes_names(
-    tiny_model, toy_folders, tmp_path, cli
-):
-    images = tmp_path / "faces"
-    images.mkdir()
-    for i, src in enumerate(sorted(toy_folders["discs"].glob("*.png"))[:5]):
-        (images / f"{i}.png").write_bytes(src.read_bytes())
-    hostile = "<img src=x onerror=alert(1)>.png"
-    (images / hostile).write_bytes(src.read_bytes())
-    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    out = tmp_path / "rep"
-    proc = run_cli(
-        "report",
-        str(tiny_model),
-        str(images),
-        "--from",
-        "discs",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "-q",
-        "--seed",
-        "1",
-    )
-    assert "report on 6 image(s)" in proc.stdout
-    assert "broken.png" in proc.stderr and "Traceback" not in proc.stderr
-    for name in ("index.html", "report.json", "per_image.csv"):
-        assert (out / name).is_file()
-    page = (out / "index.html").read_text()
-    assert "<img src=x onerror" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert json.loads((out / "report.json").read_text())["seed"] == 1
-    proc = cli("report", str(tiny_model), str(images), "--from", "nope", "--out", tmp_path / "r2")
-    assert proc.returncode == 2 and "unknown dataset 'nope'" in proc.stderr
-
-
+@pytest.mark.slow
 def test_extending_stage_one_re_encodes_and_restarts_stage_two(toy_folders, tmp_path):
     run = tmp_path / "ext"
     run_cli(*_train_args(toy_folders, run, 8))
@@ -267,6 +134,7 @@ def test_extending_stage_one_re_encodes_and_restarts_stage_two(toy_folders, tmp_
     assert metrics["autoencoder"]["steps"] == 12
 
 
+@pytest.mark.slow
 def test_bf16_training_on_cpu_runs_end_to_end(toy_folders, tmp_path):
     run = tmp_path / "bf16"
     proc = run_cli(*_train_args(toy_folders, run, 10), "train.precision=bf16")
@@ -302,6 +170,7 @@ def _equivariance_residual_of(run: Path, folders: list[Path]) -> float:
         return float(equivariance_residual(ae.encode(x).mean, ae.encode(warped).mean, params))
 
 
+@pytest.mark.slow
 def test_equivariance_prior_trains_end_to_end_and_makes_the_code_move_linearly(
     toy_folders, tmp_path, cli
 ):
@@ -341,6 +210,7 @@ def test_equivariance_prior_trains_end_to_end_and_makes_the_code_move_linearly(
     )
 
 
+@pytest.mark.slow
 def test_equivariance_prior_config_errors_are_one_line(toy_folders, tmp_path, cli):
     for override, words in [
         ("loss.equivariance_weight=-1", "loss.equivariance_weight must be"),
@@ -355,3 +225,120 @@ def test_equivariance_prior_config_errors_are_one_line(toy_folders, tmp_path, cl
         "train.autoencoder.batch_size=4",
     )
     assert proc.returncode == 2 and "batch_size must be >= 6" in proc.stderr
+
+
+# ------------------------------------------------- 1-4: nothing of the user's replaced
+
+
+def test_a_dataset_named_dot_dot_never_reaches_the_disk(
+    capsys: pytest.CaptureFixture, toy_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    args = ("train", TINY, "--domain", f"..={toy_folders['discs']}")
+    args += ("--domain", f"squares={toy_folders['squares']}", "--out", str(tmp_path / "r"))
+    line = _one_line_error(capsys, 2, *args)
+    assert "'..'" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_refuses_a_folder_it_did_not_write(
+    capsys: pytest.CaptureFixture, toy_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "u1"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "notes.txt").write_text("mine")
+    args = ("train", TINY, "--domain", f"discs={toy_folders['discs']}")
+    args += ("--domain", f"squares={toy_folders['squares']}", "--out", str(run))
+    line = _one_line_error(capsys, 2, *args)
+    assert "not empty" in line
+    assert (run / "model" / "notes.txt").read_text() == "mine"
+
+
+def test_train_refuses_a_run_folder_inside_the_data(
+    capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    a = write_toy_domain(tmp_path / "a", "disc", 4)
+    b = write_toy_domain(tmp_path / "b", "square", 4)
+    line = _one_line_error(
+        capsys, 2, "train", TINY, f"--domain=a={a}", f"--domain=b={b}", "--out", str(a / "run")
+    )
+    assert "dataset folder" in line
+
+
+# ---------------------------------------------------------------------- 5: --resume
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_model: Path) -> Path:
+    """The session's finished tiny run (configs/tiny.yaml, trained by ``net2fair train`` in
+    a subprocess). Shared: the tests here only read it or resume a copy of it."""
+    return tiny_model.parent
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--resolution", "64"],
+        ["--seed", "3"],
+        ["loss.l1_weight=2"],
+        [TINY],
+        ["--domain", "c=/tmp"],
+        ["--out", "elsewhere"],
+    ],
+    ids=lambda e: e[0],
+)
+def test_resume_refuses_changes_to_the_runs_config(
+    capsys: pytest.CaptureFixture, finished_run: Path, extra: list[str]
+) -> None:
+    before = (finished_run / "config.yaml").read_text()
+    line = _one_line_error(capsys, 2, "train", "--resume", str(finished_run), *extra)
+    assert "--resume" in line and "only --ae-steps, --cinn-steps" in line
+    assert (finished_run / "config.yaml").read_text() == before
+
+
+def test_resume_with_new_stage1_steps_keeps_the_stage2_steps(
+    capsys: pytest.CaptureFixture, finished_run: Path, tmp_path: Path
+) -> None:
+    from net2fair.training.run import load_run_config
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    cinn_steps = load_run_config(run).train.cinn.steps
+    ae_steps = load_run_config(run).train.autoencoder.steps
+    assert _cli(capsys, "train", "--resume", str(run), "--ae-steps", str(ae_steps + 4))[0] == 0
+    cfg = load_run_config(run)
+    assert cfg.train.autoencoder.steps == ae_steps + 4
+    assert cfg.train.cinn.steps == cinn_steps  # was reset to the default 4,000
+
+
+def test_resume_refuses_what_is_not_a_run(
+    capsys: pytest.CaptureFixture, finished_run: Path, tmp_path: Path
+) -> None:
+    line = _one_line_error(capsys, 2, "train", "--resume", str(finished_run / "model"))
+    assert "is a model folder" in line
+    _one_line_error(capsys, 2, "train", "--resume", str(tmp_path))
+
+
+def test_resume_on_a_config_that_no_longer_fits_the_checkpoint(
+    capsys: pytest.CaptureFixture, finished_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    cfg = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(cfg.replace("z_dim: 16", "z_dim: 12"))
+    assert "z_dim: 12" in (run / "config.yaml").read_text()
+    line = _one_line_error(capsys, 1, "train", "--resume", str(run), "--ae-steps", "40")
+    assert "does not match the run's config.yaml" in line
+
+
+def test_a_killed_trainings_temporary_checkpoint_is_removed_on_resume(
+    capsys: pytest.CaptureFixture, finished_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    stale = run / "autoencoder" / f".last.ckpt.{_dead_tag()}.0123abcd.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    from net2fair.training.run import load_run_config
+
+    ae_steps = load_run_config(run).train.autoencoder.steps
+    assert _cli(capsys, "train", "--resume", str(run), "--ae-steps", str(ae_steps + 4))[0] == 0
+    assert not stale.exists()

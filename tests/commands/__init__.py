@@ -1,0 +1,1 @@
+"""Tests of net2fair.commands: one file per command module."""
