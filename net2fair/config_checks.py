@@ -213,6 +213,18 @@ def validate_config(cfg: Config) -> None:
             f"autoencoder.channels must be a list of 1 to {MAX_CHANNEL_ENTRIES} widths in "
             f"[1, {MAX_CHANNELS}], got {_show(list(channels), 80)}"
         )
+    blocks = cfg.autoencoder.decoder_res_blocks
+    if len(blocks) > MAX_CHANNEL_ENTRIES or not all(0 <= b <= 8 for b in blocks):
+        raise ConfigError(
+            f"autoencoder.decoder_res_blocks must be a list of up to {MAX_CHANNEL_ENTRIES} "
+            f"block counts in [0, 8] (empty: res_blocks everywhere), got {_show(list(blocks), 80)}"
+        )
+    betas = cfg.train.autoencoder.betas
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ConfigError(
+            "train.autoencoder.betas must be two numbers in [0, 1) (Adam's beta1, beta2), "
+            f"got {_show(list(betas), 80)}"
+        )
     if cfg.flow.activation not in ("none", "lrelu"):
         raise ConfigError(
             f"flow.activation must be 'none' or 'lrelu', got {_show(cfg.flow.activation)}"

@@ -39,6 +39,10 @@ class AutoencoderConfig:
     #: extended with its last value or cut to the number of steps the resolution needs.
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     res_blocks: int = 1
+    #: conv arch: residual blocks at each decoder level, listed like ``channels`` (the finest
+    #: level first, extended with its last value); empty: ``res_blocks`` at every level.
+    #: Blocks at the fine levels cost few weights and are where eyes and outlines are drawn
+    decoder_res_blocks: list[int] = field(default_factory=list)
     #: "conv": the lean convolutional VAE (net2fair.models.autoencoder); "net2net": the
     #: paper's ResNet encoder + BigGAN decoder (net2fair.models.paper_autoencoder, 128 or
     #: 256 px, z_dim > 20 x its generator blocks), which its released models use
@@ -118,6 +122,9 @@ class AutoencoderStageConfig(StageConfig):
 
     #: validation batches (of batch_size) per validation; 0 = the whole split
     val_batches: int = 8
+    #: Adam's (beta1, beta2) for the autoencoder and the discriminator: (0.5, 0.9) is the
+    #: adversarial setting of the paper's code
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
 
 
 @dataclass

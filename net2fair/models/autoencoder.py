@@ -66,9 +66,14 @@ class DiagonalGaussian:
 
 def level_channels(channels: list[int], resolution: int) -> list[int]:
     """Widths for each of the log2(resolution / 4) stride-2 steps."""
-    steps = int(math.log2(resolution // 4))
-    out = list(channels[:steps])
-    while len(out) < steps:
+    return level_values(channels, int(math.log2(resolution // 4)))
+
+
+def level_values(values: list[int], levels: int) -> list[int]:
+    """One value per level, finest first: ``values`` cut to ``levels`` or extended with its
+    last entry (the rule ``channels`` follows)."""
+    out = list(values[:levels])
+    while len(out) < levels:
         out.append(out[-1])
     return out
 
@@ -95,22 +100,25 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """(B, z_dim) -> (B, 3, R, R), roughly in [-1, 1] (not clamped: the loss sees raw values)."""
+    """(B, z_dim) -> (B, 3, R, R), roughly in [-1, 1] (not clamped: the loss sees raw values).
 
-    def __init__(self, *, resolution: int, channels: list[int], z_dim: int, res_blocks: int):
+    ``res_blocks`` gives the residual blocks per level, finest first like ``channels``."""
+
+    def __init__(self, *, resolution: int, channels: list[int], z_dim: int, res_blocks: list[int]):
         super().__init__()
         widths = level_channels(channels, resolution)
+        blocks = level_values(res_blocks, len(widths))
         self.top = widths[-1]
         self.fc = nn.Linear(z_dim, widths[-1] * 16)
         layers: list[nn.Module] = []
-        rev = widths[::-1]
-        for cin, cout in zip(rev[:-1], rev[1:]):
-            layers += [ResBlock(cin) for _ in range(res_blocks)]
+        rev, rev_blocks = widths[::-1], blocks[::-1]
+        for cin, cout, n in zip(rev[:-1], rev[1:], rev_blocks):
+            layers += [ResBlock(cin) for _ in range(n)]
             layers += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.Conv2d(cin, cout, 3, padding=1),
             ]
-        layers += [ResBlock(widths[0]) for _ in range(res_blocks)]
+        layers += [ResBlock(widths[0]) for _ in range(blocks[0])]
         layers += [
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(widths[0], widths[0], 3, padding=1),
@@ -166,14 +174,17 @@ class Autoencoder(GaussianAutoencoder):
         z_dim: int = 64,
         channels: list[int] | None = None,
         res_blocks: int = 1,
+        decoder_res_blocks: list[int] | None = None,
     ) -> None:
+        """``decoder_res_blocks``: blocks per decoder level, finest first (default:
+        ``res_blocks`` at every level)."""
         super().__init__()
         channels = list(channels or [32, 64, 128, 256])
         self.resolution = resolution
         self.z_dim = z_dim
-        kw = dict(resolution=resolution, channels=channels, z_dim=z_dim, res_blocks=res_blocks)
-        self.encoder = Encoder(**kw)
-        self.decoder = Decoder(**kw)
+        kw = dict(resolution=resolution, channels=channels, z_dim=z_dim)
+        self.encoder = Encoder(**kw, res_blocks=res_blocks)
+        self.decoder = Decoder(**kw, res_blocks=list(decoder_res_blocks or [res_blocks]))
 
     @property
     def last_layer(self) -> torch.Tensor:

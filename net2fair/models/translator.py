@@ -99,6 +99,7 @@ def build_autoencoder(cfg: Config) -> Autoencoder | PaperAutoencoder:
         z_dim=cfg.autoencoder.z_dim,
         channels=list(cfg.autoencoder.channels),
         res_blocks=cfg.autoencoder.res_blocks,
+        decoder_res_blocks=list(cfg.autoencoder.decoder_res_blocks),
     )
 
 

@@ -159,8 +159,9 @@ def train_autoencoder(
         chroma_weight=lc.chroma_weight,
     ).to(rt.device)
     disc = loss_fn.discriminator
-    opt_g = torch.optim.Adam(ae.parameters(), lr=sc.lr, betas=(0.5, 0.9), fused=True)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=sc.lr, betas=(0.5, 0.9), fused=True)
+    betas = (float(sc.betas[0]), float(sc.betas[1]))
+    opt_g = torch.optim.Adam(ae.parameters(), lr=sc.lr, betas=betas, fused=True)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=sc.lr, betas=betas, fused=True)
     start = 0
     metrics: dict[str, float] = {}
     if ckpt_path.exists() and resume:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from net2fair.data.datasets import MultiDomainDataset
-from net2fair.models.autoencoder import Autoencoder, DiagonalGaussian
+from net2fair.models.autoencoder import Autoencoder, DiagonalGaussian, ResBlock
 
 
 @pytest.mark.parametrize("resolution", [32, 64, 128, 256])
@@ -22,6 +22,31 @@ def test_wrong_size_is_a_clear_error():
     ae = Autoencoder(resolution=32, z_dim=8, channels=[4], res_blocks=0)
     with pytest.raises(ValueError, match="expects 32x32"):
         ae.encode(torch.zeros(1, 3, 64, 64))
+
+
+def _decoder_blocks(ae: Autoencoder) -> list[int]:
+    """Widths of the decoder's residual blocks, in the order they run (coarse to fine)."""
+    return [m.conv1.in_channels for m in ae.decoder.body if isinstance(m, ResBlock)]
+
+
+def test_decoder_blocks_per_level_finest_first():
+    kw = dict(resolution=64, z_dim=8, channels=[4, 8, 16, 32])
+    # empty: res_blocks at every level, the layout (and weight names) of earlier models
+    plain = Autoencoder(**kw, res_blocks=1)
+    same = Autoencoder(**kw, res_blocks=1, decoder_res_blocks=[1, 1, 1, 1])
+    assert _decoder_blocks(plain) == [32, 16, 8, 4]
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {
+        k: v.shape for k, v in same.state_dict().items()
+    }
+    # listed like channels, finest first; a short list is extended with its last value
+    ae = Autoencoder(**kw, res_blocks=1, decoder_res_blocks=[2, 0])
+    assert _decoder_blocks(ae) == [4, 4]
+    ae = Autoencoder(**kw, res_blocks=1, decoder_res_blocks=[2, 2, 2, 1])
+    assert _decoder_blocks(ae) == [32, 16, 16, 8, 8, 4, 4]
+    # the encoder keeps res_blocks
+    assert sum(isinstance(m, ResBlock) for m in ae.encoder.body) == 4
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert ae.decode(ae.encode(x).mean).shape == x.shape
 
 
 def test_kl_matches_closed_form_and_is_zero_at_the_prior():

@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import torch
+
 from net2fair.config import load_config
+from net2fair.models.autoencoder import level_channels
+from net2fair.training.checkpoint import load_checkpoint
 from net2fair.training.run import train
 from tests.conftest import REPO
 
@@ -24,3 +28,26 @@ def test_chroma_weight_reaches_the_loss_and_is_logged(toy_folders: dict[str, Pat
         rows = [r for r in csv.DictReader(f) if r["chroma"]]
     assert rows, "the chroma term was not computed (loss.chroma_weight ignored?)"
     assert all(float(r["chroma"]) >= 0 for r in rows)
+
+
+def test_betas_and_decoder_blocks_reach_the_optimizer_and_the_model(
+    toy_folders: dict[str, Path], tmp_path
+):
+    cfg = load_config(
+        [REPO / "configs" / "tiny.yaml"],
+        [
+            f"data.domains.discs={toy_folders['discs']}",
+            f"data.domains.squares={toy_folders['squares']}",
+            "train.autoencoder.betas=[0.8,0.95]",
+            "autoencoder.decoder_res_blocks=[2]",
+            "train.autoencoder.steps=2",
+        ],
+    )
+    train(cfg, out=tmp_path / "run", stage="autoencoder", device="cpu", progress=False)
+    state = load_checkpoint(tmp_path / "run" / "autoencoder" / "last.ckpt", torch.device("cpu"))
+    for key in ("opt_g", "opt_d"):
+        assert tuple(state[key]["param_groups"][0]["betas"]) == (0.8, 0.95)
+    # two blocks at every decoder level of the tiny config: conv1 of each block is a key
+    blocks = {k for k in state["model"] if k.startswith("decoder.body.") and "conv1" in k}
+    n_blocks = 2 * len(level_channels(list(cfg.autoencoder.channels), cfg.data.resolution))
+    assert len(blocks) == 2 * n_blocks  # weight and bias of each
