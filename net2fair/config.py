@@ -7,11 +7,14 @@ importable from here.
 
 Layering (later wins): schema defaults -> YAML files -> ``key=value`` overrides. Unknown
 keys and wrong types are :class:`ConfigError` s that name the key and suggest valid ones.
-Options retired after their measurement are handled in one place, :data:`RETIRED_KEYS`.
+Options retired after their measurement are handled in one place, :data:`RETIRED_KEYS`;
+options added later, whose default may differ from what older saved configs did, in
+:data:`ADDED_KEYS`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -58,6 +61,7 @@ from net2fair.config_schema import (
 )
 
 __all__ = [
+    "ADDED_KEYS",
     "AUTOENCODER_ARCHS",
     "FORMAT_VERSION",
     "MAX_CHANNELS",
@@ -149,6 +153,30 @@ RETIRED_KEYS: dict[str, tuple[tuple[Any, ...] | None, str]] = {
     "loss.equivariance_odd_dims": ((0,), "docs/content-and-pose.md"),
     "train.cinn.val_batches": (None, ""),
 }
+
+
+#: Options added after configs were first saved, with the value that reproduces what a
+#: saved config without them built and trained: a model or run folder written before the
+#: option existed gets this value, not today's default (which may differ).
+ADDED_KEYS: dict[str, Any] = {
+    "autoencoder.decoder_res_blocks": [],
+    "train.autoencoder.betas": [0.5, 0.9],
+    "loss.eye_weight": 0.0,
+}
+
+
+def fill_added_keys(node: DictConfig) -> None:
+    """Give a saved config's sections the :data:`ADDED_KEYS` they lack (in place)."""
+    for key, value in ADDED_KEYS.items():
+        *path, name = key.split(".")
+        section: Any = node
+        for part in path:
+            if not isinstance(section, DictConfig) or part not in section.keys():
+                break
+            section = section[part]
+        else:
+            if isinstance(section, DictConfig) and name not in section.keys():
+                section[name] = copy.deepcopy(value)
 
 
 def _is_off(value: Any, off: tuple[Any, ...] | None) -> bool:
@@ -339,6 +367,7 @@ def config_from_yaml_text(text: str, source: str, *, resume: bool = False) -> Co
             f"hold plain values): '{_printable(key)}' holds {_show(value)}"
         )
     drop_retired_keys(raw, source, use="resume" if resume else "model")
+    fill_added_keys(raw)
     try:
         cfg = OmegaConf.merge(schema, raw)
         result: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]

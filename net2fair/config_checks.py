@@ -170,6 +170,7 @@ _NON_NEGATIVE_LOSS_KEYS = (
     "kl_weight",
     "disc_weight",
     "chroma_weight",
+    "eye_weight",
     "equivariance_weight",
     "equivariance_shift",
     "equivariance_scale",

@@ -77,6 +77,9 @@ class LossConfig:
     #: which removes the colour confetti LPIPS on AlexNet misses at 64 px
     #: (docs/stage1-fidelity.md). 0 = off
     chroma_weight: float = 4.0
+    #: stage 1: weight of an extra L1 loss on the eye band of aligned faces
+    #: (models.losses.eye_band_l1), where eyes and glasses are a few pixels each. 0 = off
+    eye_weight: float = 0.0
     kl_weight: float = 1.0e-6
     #: adversarial loss weight; 0 = off, the default: at 64 px the discriminator is what
     #: fills the eye band with colour confetti (docs/stage1-fidelity.md). The paper's recipe

@@ -270,11 +270,13 @@ def test_a_saved_config_must_be_a_mapping(text, tmp_path):
 
 # ------------------------------------------------------------------ retired options
 DEMO = Path(__file__).resolve().parent.parent / "net2fair" / "assets" / "demo"
+#: a config.yaml saved before the retirements and before the ADDED_KEYS existed
+OLD_CONFIG = Path(__file__).resolve().parent / "fixtures" / "old_demo_config.yaml"
 RETIRED_NAMES = ("transport_weight", "transport_steps", "equivariance_odd_dims")
 
 
 def _retired_set(text: str) -> str:
-    """The demo's config.yaml (written before the options were retired) with each one on."""
+    """An old config.yaml (written before the options were retired) with each one on."""
     for old, new in [
         ("transport_weight: 0.0", "transport_weight: 0.1"),
         ("equivariance_odd_dims: 0", "equivariance_odd_dims: 16"),
@@ -285,7 +287,7 @@ def _retired_set(text: str) -> str:
 
 
 def test_an_old_config_holding_the_retired_options_off_loads():
-    text = (DEMO / "config.yaml").read_text()
+    text = OLD_CONFIG.read_text()
     assert all(name in text for name in RETIRED_NAMES) and text.count("val_batches: 8") == 2
     cfg = config_from_yaml_text(text, "old/config.yaml")
     saved = to_yaml(cfg)
@@ -332,9 +334,9 @@ def test_a_run_trained_with_a_retired_option_is_not_resumed(tmp_path):
 
     run = tmp_path / "run"
     (run / "autoencoder").mkdir(parents=True)
-    (run / "config.yaml").write_text((DEMO / "config.yaml").read_text())
+    (run / "config.yaml").write_text(OLD_CONFIG.read_text())
     assert load_run_config(run).train.cinn.steps == 2000  # an old run, options off: resumes
-    (run / "config.yaml").write_text(_retired_set((DEMO / "config.yaml").read_text()))
+    (run / "config.yaml").write_text(_retired_set(OLD_CONFIG.read_text()))
     with pytest.raises(ConfigError) as err:
         train(resume=run)
     msg = str(err.value)
@@ -345,10 +347,37 @@ def test_a_run_trained_with_a_retired_option_is_not_resumed(tmp_path):
 def test_a_model_folder_trained_with_a_retired_option_loads_with_a_note(tmp_path, caplog):
     folder = tmp_path / "model"
     shutil.copytree(DEMO, folder)
-    (folder / "config.yaml").write_text(_retired_set((folder / "config.yaml").read_text()))
+    saved = OmegaConf.load(folder / "config.yaml")
+    saved.loss.transport_weight, saved.loss.equivariance_odd_dims = 0.1, 16
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(saved))
     with caplog.at_level(logging.INFO, logger="net2fair.config"):
         t = Translator.load(folder)
     assert t.domains == Translator.load(DEMO).domains
     notes = [r.getMessage() for r in caplog.records if "retired" in r.getMessage()]
     assert len(notes) == 2 and "loss.equivariance_odd_dims = 16" in notes[1]
     assert all("it only changed training" in n for n in notes)
+
+
+# -------------------------------------------------------------------- added options
+def test_a_saved_config_without_an_added_option_gets_what_it_was_trained_with():
+    from net2fair.config import ADDED_KEYS
+    from net2fair.config_schema import AutoencoderConfig, AutoencoderStageConfig
+
+    text = OLD_CONFIG.read_text()
+    raw = OmegaConf.create(text)
+    assert all(OmegaConf.select(raw, key) is None for key in ADDED_KEYS)
+    # whatever today's defaults are, the old config builds and trains as it did
+    cfg = config_from_yaml_text(text, "old/config.yaml")
+    assert cfg.autoencoder.decoder_res_blocks == [] and cfg.train.autoencoder.betas == [0.5, 0.9]
+    assert config_from_yaml_text(text, "run/config.yaml", resume=True) == cfg
+    # a config that names them keeps its own values
+    saved = OmegaConf.create(text)
+    saved.autoencoder.decoder_res_blocks, saved.train.autoencoder.betas = [2, 1], [0.9, 0.99]
+    cfg = config_from_yaml_text(OmegaConf.to_yaml(saved), "new/config.yaml")
+    assert cfg.autoencoder.decoder_res_blocks == [2, 1] and cfg.train.autoencoder.betas == [
+        0.9,
+        0.99,
+    ]
+    # and a user's config file without them gets today's defaults, not the old values
+    assert load_config().autoencoder.decoder_res_blocks == AutoencoderConfig().decoder_res_blocks
+    assert load_config().train.autoencoder.betas == AutoencoderStageConfig().betas

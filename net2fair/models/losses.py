@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from net2fair.colour import rgb_to_cbcr
+from net2fair.fidelity import eye_band
 from net2fair.models.perceptual import try_load_lpips
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ __all__ = [
     "PatchDiscriminator",
     "adaptive_weight",
     "chroma_detail_l1",
+    "eye_band_l1",
     "hinge_d_loss",
     "hinge_g_loss",
 ]
@@ -189,13 +191,26 @@ def chroma_detail_l1(x: torch.Tensor, xrec: torch.Tensor) -> torch.Tensor:
     return (diff - blurred).abs().mean()
 
 
+def eye_band_l1(x: torch.Tensor, xrec: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance between ``(B, 3, H, W)`` batches over the eye band only (scalar).
+
+    The band (:func:`net2fair.fidelity.eye_band`: rows 33% to 58%, columns 20% to 80% of an
+    aligned face) holds eyes, brows and glasses: a few pixels each at 64 px, so a plain mean
+    L1 gives them a small share of the loss, and a decoder short of capacity spends it
+    elsewhere and draws an average of the possible eyes (faint glasses on every face). A
+    weight on this term is a facial-component loss for aligned faces.
+    """
+    rows, cols = eye_band(x.shape[-2], x.shape[-1])
+    return (x[..., rows, cols].float() - xrec[..., rows, cols].float()).abs().mean()
+
+
 class AutoencoderLoss(nn.Module):
     """The stage-1 objective and its patch discriminator.
 
     Generator (autoencoder) loss::
 
         rec   = l1_weight * mean|x - xrec| + perceptual_weight * mean LPIPS(x, xrec)
-              + chroma_weight * chroma_detail_l1(x, xrec)
+              + chroma_weight * chroma_detail_l1(x, xrec) + eye_weight * eye_band_l1(x, xrec)
         total = rec + kl_weight * mean(kl) + [step >= disc_start] * disc_weight * w * g
         g     = hinge_g_loss(D(xrec)),  w = adaptive_weight(rec, g, last_layer)
 
@@ -217,6 +232,8 @@ class AutoencoderLoss(nn.Module):
         lpips_net: LPIPS backbone, ``"alex"`` or ``"vgg"``.
         chroma_weight: weight of :func:`chroma_detail_l1`, the L1 loss on fine chroma
             detail (0 = off, the loss before issue 17).
+        eye_weight: weight of :func:`eye_band_l1`, an extra L1 loss on the eye band of
+            aligned faces (0 = off).
     """
 
     def __init__(
@@ -231,10 +248,12 @@ class AutoencoderLoss(nn.Module):
         disc_layers: int = 2,
         lpips_net: str = "alex",
         chroma_weight: float = 0.0,
+        eye_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.l1_weight = float(l1_weight)
         self.chroma_weight = float(chroma_weight)
+        self.eye_weight = float(eye_weight)
         self.kl_weight = float(kl_weight)
         self.disc_weight = float(disc_weight)
         self.disc_start = int(disc_start)
@@ -291,10 +310,10 @@ class AutoencoderLoss(nn.Module):
         Returns:
             ``(total, logs)``: the scalar loss to backpropagate, and floats ``l1``,
             ``lpips`` (only when LPIPS is used), ``chroma`` (only when ``chroma_weight``
-            is > 0), ``rec``, ``kl``, ``g``, ``d_weight``, ``total``. ``g`` and
-            ``d_weight`` are 0 before ``disc_start``. Under ``torch.no_grad``
-            (validation) the adaptive weight cannot be computed, so ``d_weight`` is 0
-            and ``g`` is logged but not added.
+            is > 0), ``eye`` (only when ``eye_weight`` is > 0), ``rec``, ``kl``, ``g``,
+            ``d_weight``, ``total``. ``g`` and ``d_weight`` are 0 before ``disc_start``.
+            Under ``torch.no_grad`` (validation) the adaptive weight cannot be computed,
+            so ``d_weight`` is 0 and ``g`` is logged but not added.
         """
         if x.shape != xrec.shape:
             raise ValueError(f"x and xrec must have the same shape, got {x.shape} and {xrec.shape}")
@@ -314,6 +333,10 @@ class AutoencoderLoss(nn.Module):
             c = chroma_detail_l1(x, xrec)
             rec = rec + self.chroma_weight * c
             logs["chroma"] = c
+        if self.eye_weight > 0:
+            e = eye_band_l1(x, xrec)
+            rec = rec + self.eye_weight * e
+            logs["eye"] = e
         kl_mean = kl.mean()
         total = rec + self.kl_weight * kl_mean
         logs["rec"] = rec

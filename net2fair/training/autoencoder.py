@@ -37,6 +37,7 @@ LOG_COLUMNS = [
     "l1",
     "lpips",
     "chroma",
+    "eye",
     "kl",
     "equivariance",
     "g",
@@ -157,6 +158,7 @@ def train_autoencoder(
         disc_layers=lc.disc_layers,
         lpips_net=lc.lpips_net,
         chroma_weight=lc.chroma_weight,
+        eye_weight=lc.eye_weight,
     ).to(rt.device)
     disc = loss_fn.discriminator
     betas = (float(sc.betas[0]), float(sc.betas[1]))

@@ -14,6 +14,7 @@ from net2fair.models.losses import (
     AutoencoderLoss,
     PatchDiscriminator,
     adaptive_weight,
+    eye_band_l1,
     hinge_d_loss,
     hinge_g_loss,
 )
@@ -185,6 +186,38 @@ def test_generator_loss_before_disc_start(stub_lpips):
     assert logs["g"] == 0.0 and logs["d_weight"] == 0.0
     assert logs["total"] == pytest.approx(expected.item())
     assert not loss_fn.uses_discriminator(99)
+
+
+def test_eye_band_l1_sees_only_the_eye_band():
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert eye_band_l1(x, x).item() == 0.0
+    # rows 33% to 58%, columns 20% to 80% of 64 px: rows 21..36, columns 13..50
+    outside = x.clone()
+    outside[..., :21, :] += 0.5
+    outside[..., 37:, :] -= 0.5
+    outside[..., :, :13] += 0.5
+    outside[..., :, 51:] -= 0.5
+    assert eye_band_l1(x, outside).item() == 0.0
+    inside = x.clone()
+    inside[..., 21:37, 13:51] += 0.25
+    assert eye_band_l1(x, inside).item() == pytest.approx(0.25, abs=1e-6)
+    # the gradient reaches the band's pixels and no others
+    xrec = x.clone().requires_grad_(True)
+    eye_band_l1(x, xrec + 0.1).backward()
+    nonzero = xrec.grad.abs().sum(dim=(0, 1)) > 0
+    assert nonzero[21:37, 13:51].all() and nonzero.sum() == 16 * 38
+
+
+def test_eye_weight_adds_the_eye_term_and_logs_it(stub_lpips):
+    plain = AutoencoderLoss(perceptual_weight=0.0, disc_weight=0.0)
+    weighted = AutoencoderLoss(perceptual_weight=0.0, disc_weight=0.0, eye_weight=2.0)
+    x, decoder, z, kl = _batch()
+    xrec = decoder(z)
+    t0, logs0 = plain.generator_loss(x, xrec, kl, step=0, last_layer=decoder.out.weight)
+    t1, logs1 = weighted.generator_loss(x, xrec, kl, step=0, last_layer=decoder.out.weight)
+    assert "eye" not in logs0
+    assert logs1["eye"] == pytest.approx(eye_band_l1(x, xrec).item())
+    torch.testing.assert_close(t1, t0 + 2.0 * eye_band_l1(x, xrec))
 
 
 def test_generator_loss_after_disc_start(stub_lpips):

@@ -14,13 +14,16 @@ from net2fair.training.run import train
 from tests.conftest import REPO
 
 
-def test_chroma_weight_reaches_the_loss_and_is_logged(toy_folders: dict[str, Path], tmp_path):
+def test_chroma_and_eye_weights_reach_the_loss_and_are_logged(
+    toy_folders: dict[str, Path], tmp_path
+):
     cfg = load_config(
         [REPO / "configs" / "tiny.yaml"],
         [
             f"data.domains.discs={toy_folders['discs']}",
             f"data.domains.squares={toy_folders['squares']}",
             "loss.chroma_weight=4.0",
+            "loss.eye_weight=1.0",
         ],
     )
     train(cfg, out=tmp_path / "run", stage="autoencoder", device="cpu", progress=False)
@@ -28,6 +31,7 @@ def test_chroma_weight_reaches_the_loss_and_is_logged(toy_folders: dict[str, Pat
         rows = [r for r in csv.DictReader(f) if r["chroma"]]
     assert rows, "the chroma term was not computed (loss.chroma_weight ignored?)"
     assert all(float(r["chroma"]) >= 0 for r in rows)
+    assert all(float(r["eye"]) > 0 for r in rows), "loss.eye_weight ignored?"
 
 
 def test_betas_and_decoder_blocks_reach_the_optimizer_and_the_model(
