@@ -6,11 +6,13 @@ Two photo-style datasets that differ only in skin tone (``a``: 15% brown or dark
 attribute estimators read the brown-or-dark share of fresh faces projected a -> b and
 b -> a. A recipe that projects well moves each share towards the other dataset's.
 
-    python bench/heldout_bias.py --recipe new --seed 0 --out runs/heldout
-    python bench/heldout_bias.py --recipe old --seed 0 --out runs/heldout
+    python bench/heldout_bias.py --recipe eye --seed 0 --out runs/heldout
+    python bench/heldout_bias.py --recipe chroma --seed 0 --out runs/heldout
 
-``new`` is the package's default stage 1 (chroma L1, no discriminator); ``old`` the
-default before it (``loss.chroma_weight=0 loss.disc_weight=0.5``). Each run takes about
+``eye`` is the package's default stage 1 (chroma L1, eye-band L1, Adam (0.9, 0.99), no
+discriminator); ``chroma`` the default before the eye-band L1 (``loss.eye_weight=0``,
+Adam (0.5, 0.9)); ``old`` the default before the chroma L1 (also
+``loss.chroma_weight=0 loss.disc_weight=0.5``). Each run takes about
 12 minutes on 2 free CPU cores at the defaults; an interrupted run continues where it
 stopped. The figures are in docs/stage1-fidelity.md.
 """
@@ -39,7 +41,12 @@ from net2fair.synth.priors import (
 )
 from net2fair.synth.render import render_face
 
-RECIPES = {"new": [], "old": ["loss.chroma_weight=0", "loss.disc_weight=0.5"]}
+_CHROMA = ["loss.eye_weight=0", "train.autoencoder.betas=[0.5,0.9]"]
+RECIPES = {
+    "eye": [],
+    "chroma": _CHROMA,
+    "old": [*_CHROMA, "loss.chroma_weight=0", "loss.disc_weight=0.5"],
+}
 SHARES = {"a": 0.15, "b": 0.50}
 DARK = ("brown", "dark")
 

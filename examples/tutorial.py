@@ -560,9 +560,9 @@ print("weights:", ", ".join(f"{r['weight']:.2f}" for r in rare))
 #   as "light". On the synthetic benchmark the lighting is controlled; on your own photos,
 #   treat an ITA shift as a prompt to look at the images, not as a verdict.
 # - **A model is only as good as its training.** The demo model is small and trained on
-#   cartoons: its autoencoder leaves faces soft (reconstruction PSNR 21 dB on anime,
-#   24 dB on photo, 29 dB on portrait faces) and sometimes invents details such as
-#   glasses. Part of any change is the autoencoder, not
+#   cartoons: its autoencoder leaves faces soft (reconstruction PSNR 22 dB on anime,
+#   26 dB on photo, 30 dB on portrait faces) and now and then loses a detail such as
+#   glasses or eye size (1% to 10% of faces). Part of any change is the autoencoder, not
 #   the bias; that is why the report always includes the reconstruction as a control.
 # - **Posteriors and typicality only know the training data.** The real photo above is an
 #   outlier for all three datasets; a confident posterior for it would be meaningless.
@@ -574,7 +574,7 @@ print("weights:", ", ".join(f"{r['weight']:.2f}" for r in rare))
 #
 # Put the images of each dataset in a folder (subfolders are searched; jpg, png, webp,
 # bmp; aligned faces work best) and train on the command line. This takes a while on a
-# CPU (about 70 minutes for the demo recipe on two cores) and is not run here:
+# CPU (about 80 minutes for the demo recipe on two cores) and is not run here:
 #
 # ```
 # net2fair train --domain photo=~/data/photos --domain anime=~/data/anime \

@@ -78,8 +78,9 @@ class LossConfig:
     #: (docs/stage1-fidelity.md). 0 = off
     chroma_weight: float = 4.0
     #: stage 1: weight of an extra L1 loss on the eye band of aligned faces
-    #: (models.losses.eye_band_l1), where eyes and glasses are a few pixels each. 0 = off
-    eye_weight: float = 0.0
+    #: (models.losses.eye_band_l1), where eyes and glasses are a few pixels each: without
+    #: it a small decoder draws faint glasses on every face (docs/stage1-fidelity.md). 0 = off
+    eye_weight: float = 1.0
     kl_weight: float = 1.0e-6
     #: adversarial loss weight; 0 = off, the default: at 64 px the discriminator is what
     #: fills the eye band with colour confetti (docs/stage1-fidelity.md). The paper's recipe
@@ -125,9 +126,9 @@ class AutoencoderStageConfig(StageConfig):
 
     #: validation batches (of batch_size) per validation; 0 = the whole split
     val_batches: int = 8
-    #: Adam's (beta1, beta2) for the autoencoder and the discriminator: (0.5, 0.9) is the
-    #: adversarial setting of the paper's code
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    #: Adam's (beta1, beta2) for the autoencoder and the discriminator; the paper's code uses
+    #: the adversarial setting (0.5, 0.9), which only slows training without a discriminator
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
 
 
 @dataclass
