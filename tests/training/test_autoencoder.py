@@ -7,26 +7,25 @@ from pathlib import Path
 
 import torch
 
-from net2fair.config import load_config
+from net2fair.config import Config, load_config
 from net2fair.models.autoencoder import level_channels
 from net2fair.training.checkpoint import load_checkpoint
 from net2fair.training.run import train
 from tests.conftest import REPO
 
 
+def _train_tiny(toy_folders: dict[str, Path], run: Path, *overrides: str) -> Config:
+    """Stage 1 of configs/tiny.yaml on the toy folders, with ``overrides``."""
+    folders = [f"data.domains.{name}={folder}" for name, folder in toy_folders.items()]
+    cfg = load_config([REPO / "configs" / "tiny.yaml"], [*folders, *overrides])
+    train(cfg, out=run, stage="autoencoder", device="cpu", progress=False)
+    return cfg
+
+
 def test_chroma_and_eye_weights_reach_the_loss_and_are_logged(
     toy_folders: dict[str, Path], tmp_path
 ):
-    cfg = load_config(
-        [REPO / "configs" / "tiny.yaml"],
-        [
-            f"data.domains.discs={toy_folders['discs']}",
-            f"data.domains.squares={toy_folders['squares']}",
-            "loss.chroma_weight=4.0",
-            "loss.eye_weight=1.0",
-        ],
-    )
-    train(cfg, out=tmp_path / "run", stage="autoencoder", device="cpu", progress=False)
+    _train_tiny(toy_folders, tmp_path / "run", "loss.chroma_weight=4.0", "loss.eye_weight=1.0")
     with open(tmp_path / "run" / "autoencoder_log.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["chroma"]]
     assert rows, "the chroma term was not computed (loss.chroma_weight ignored?)"
@@ -37,17 +36,13 @@ def test_chroma_and_eye_weights_reach_the_loss_and_are_logged(
 def test_betas_and_decoder_blocks_reach_the_optimizer_and_the_model(
     toy_folders: dict[str, Path], tmp_path
 ):
-    cfg = load_config(
-        [REPO / "configs" / "tiny.yaml"],
-        [
-            f"data.domains.discs={toy_folders['discs']}",
-            f"data.domains.squares={toy_folders['squares']}",
-            "train.autoencoder.betas=[0.8,0.95]",
-            "autoencoder.decoder_res_blocks=[2]",
-            "train.autoencoder.steps=2",
-        ],
+    cfg = _train_tiny(
+        toy_folders,
+        tmp_path / "run",
+        "train.autoencoder.betas=[0.8,0.95]",
+        "autoencoder.decoder_res_blocks=[2]",
+        "train.autoencoder.steps=2",
     )
-    train(cfg, out=tmp_path / "run", stage="autoencoder", device="cpu", progress=False)
     state = load_checkpoint(tmp_path / "run" / "autoencoder" / "last.ckpt", torch.device("cpu"))
     for key in ("opt_g", "opt_d"):
         assert tuple(state[key]["param_groups"][0]["betas"]) == (0.8, 0.95)
