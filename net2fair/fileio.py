@@ -18,7 +18,9 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -149,6 +151,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 # ------------------------------------------------------------------------ path rules
+def absolute_path(path: str | Path) -> Path:
+    """``path`` made absolute with ``.`` and ``..`` taken out (``out/..`` is ``out``'s
+    parent, as the shell would read it), symlinks kept: the folder a user means."""
+    return Path(os.path.abspath(os.fspath(path)))
+
+
 def is_within(path: str | Path, folder: str | Path) -> bool:
     """Whether ``path`` is ``folder`` or lies under it, after resolving both."""
     p, f = Path(path).resolve(), Path(folder).resolve()
@@ -188,8 +196,13 @@ def _walk_files(folder: Path) -> Iterator[tuple[str, bool]]:
             yield (rel_dir / f).as_posix(), False
 
 
-def _stray_entry(folder: Path, command: str, legacy: frozenset[str]) -> str | None:
-    """The first entry of ``folder`` that no earlier ``command`` output wrote, or None."""
+def _stray_entry(folder: Path, command: str, legacy: tuple[str, ...]) -> str | None:
+    """The first entry of ``folder`` that no earlier ``command`` output wrote, or None.
+
+    A folder without a manifest passes as one written before manifests existed only if
+    it holds nothing but ``legacy`` names *and* the first two of them (the files every
+    such output has, listed first: a model's config.yaml and weights): a folder of the
+    user's holding just a config.yaml or a metrics.json is not an old output."""
     manifest = read_manifest(folder)
     if manifest is not None and manifest.get("command") == command:
         files = {str(f) for f in manifest["files"]} | {MANIFEST}
@@ -198,9 +211,13 @@ def _stray_entry(folder: Path, command: str, legacy: frozenset[str]) -> str | No
             if rel not in (dirs if is_dir else files):
                 return rel + ("/" if is_dir else "")
         return None
+    first = None
     for rel, is_dir in _walk_files(folder):
         if is_dir or rel not in legacy:
             return rel + ("/" if is_dir else "")
+        first = first or rel
+    if first is not None and not all((folder / name).is_file() for name in legacy[:2]):
+        return first
     return None
 
 
@@ -216,14 +233,15 @@ def check_output_folder(
 
     Allowed: ``out`` is absent, an empty folder, or an earlier output of the same command
     holding nothing but the files its manifest lists (or, for folders written before
-    manifests existed, nothing but the file names in ``legacy``). Refused: a file, a
+    manifests existed, nothing but the file names in ``legacy``, the first two of which
+    it must hold: list the files every such output has first). Refused: a file, a
     symlink, a folder holding anything else (it would be replaced), a folder that lies
     inside one of ``inputs`` or contains one. Returns ``out`` made absolute.
 
     Raises:
         OutputError: one line naming ``out`` and the reason.
     """
-    out = Path(out).absolute()
+    out = absolute_path(out)
     for item in inputs:
         src = Path(item)
         if not src.exists():
@@ -238,10 +256,15 @@ def check_output_folder(
                 f"{out}: {option} holds the input {src}, and an output folder is replaced "
                 "as a whole: choose another folder"
             )
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
+    if out.is_symlink():
+        raise OutputError(
+            f"{out}: is a symbolic link, not a folder (replacing it would not write where it "
+            f"points); choose another {option}"
+        )
+    if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder; choose another {option}")
     if out.is_dir():
-        stray = _stray_entry(out, command, frozenset(legacy))
+        stray = _stray_entry(out, command, tuple(legacy))
         if stray is not None:
             raise OutputError(
                 f"{out}: holds '{stray}', which no earlier `net2fair {command}` wrote there; "
@@ -270,6 +293,73 @@ def _finish(tmp: Path, command: str) -> None:
                 os.fsync(handle.fileno())
 
 
+def _missing_parents(folder: Path) -> list[Path]:
+    """The folders above ``folder`` that do not exist yet, the deepest first."""
+    missing = []
+    for parent in folder.parents:
+        if os.path.lexists(parent):
+            break
+        missing.append(parent)
+    return missing
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a scheduler's time limit) raises
+    KeyboardInterrupt in this process, so cleanups run as for Ctrl-C instead of the
+    process vanishing with its staging folder left behind. Only in the main thread, and
+    only where nobody else handles SIGTERM; a forked child gets the plain signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except (AttributeError, ValueError):  # no SIGTERM here
+        yield
+        return
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+    owner = os.getpid()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked worker: die as it would have
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise KeyboardInterrupt(f"terminated (signal {signum})")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _swap_in(tmp: Path, out: Path, command: str, legacy: tuple[str, ...], option: str) -> None:
+    """Put the finished ``tmp`` at ``out``. The earlier output is moved aside first and
+    checked once more there (a file the user put in it while this command ran is never
+    deleted); on any failure it is moved back, so ``out`` is never left missing."""
+    old = None
+    try:
+        if os.path.lexists(out):
+            old = _staging_name(out, "old")
+            os.replace(out, old)
+            stray = _stray_entry(old, command, legacy) if old.is_dir() else out.name
+            if stray is not None:
+                raise OutputError(
+                    f"{out}: '{stray}' appeared in it while `net2fair {command}` ran; it was "
+                    f"kept and nothing was replaced: choose another {option}"
+                )
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and not os.path.lexists(out):
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def staged_folder(
     out: str | Path,
@@ -284,33 +374,44 @@ def staged_folder(
     ``with staged_folder(out, "report") as tmp:`` yields an empty hidden folder beside
     ``out``; write everything into it. On leaving the block without an error, a manifest
     is added and ``out`` is replaced by it (checked again with
-    :func:`check_output_folder`); on an error (or a kill) ``out`` is untouched and the
-    staging folder is removed (or removed by the next run).
+    :func:`check_output_folder`); on an error, Ctrl-C or SIGTERM ``out`` is untouched and
+    the staging folder is removed, as are the folders above ``out`` that were made for it
+    (after SIGKILL the next run into the same place removes the staging folder).
 
     Raises:
         OutputError: ``out`` may not be written (checked on entry and before the swap).
     """
     inputs = list(inputs)
-    legacy = frozenset(legacy)
+    legacy = tuple(legacy)
     out = check_output_folder(out, command, inputs=inputs, legacy=legacy, option=option)
+    made = _missing_parents(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out.parent, out.name)
     tmp = _staging_name(out, "tmp")
-    tmp.mkdir()
+    done = False
     try:
-        yield tmp
-        _finish(tmp, command)
-        check_output_folder(out, command, inputs=inputs, legacy=legacy, option=option)
-        old = None
-        if out.exists():
-            old = _staging_name(out, "old")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        tmp.mkdir()
+        with _terminate_as_interrupt():
+            yield tmp
+            _finish(tmp, command)
+            try:
+                check_output_folder(out, command, inputs=inputs, legacy=legacy, option=option)
+            except OutputError as e:
+                raise OutputError(
+                    f"{e} (it changed while `net2fair {command}` ran: it was kept as it is "
+                    "and the new output discarded)"
+                ) from None
+            _swap_in(tmp, out, command, legacy, option)
+        done = True
     finally:
-        if tmp.exists():
+        if os.path.lexists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            for folder in made:  # deepest first; only what is still empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 def write_folder_atomically(
@@ -323,4 +424,4 @@ def write_folder_atomically(
     """``fill(tmp)`` in a staging folder, then put it at ``path``: see :func:`staged_folder`."""
     with staged_folder(path, command, legacy=legacy, option="the destination") as tmp:
         fill(tmp)
-    return Path(path).absolute()
+    return absolute_path(path)

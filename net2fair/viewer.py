@@ -556,9 +556,21 @@ def run_report(
 ) -> Path:
     """Run the bias report on ``images`` (as dataset ``source``) and write it to
     ``out_dir``; returns the path of its ``index.html``. ``change`` as in
-    :func:`net2fair.report.build`."""
-    from net2fair import report
+    :func:`net2fair.report.build`.
 
+    The rules of ``net2fair report --out`` hold (``~`` is the home folder, as in a shell):
+    ``out_dir`` is checked before the work, and may not lie inside ``images``, hold it, or
+    hold anything but an earlier report.
+
+    Raises:
+        net2fair.fileio.OutputError: ``out_dir`` may not be written (one line).
+    """
+    from net2fair import report
+    from net2fair.fileio import check_output_folder
+
+    images = Path(images).expanduser()
+    out_dir = Path(out_dir).expanduser()
+    check_output_folder(out_dir, "report", inputs=[images])
     rep = report.build(
         t,
         images,
@@ -567,5 +579,5 @@ def run_report(
         change=change,
         command="net2fair view (report)",
     )
-    folder = report.write(rep, out_dir)
+    folder = report.write(rep, out_dir, inputs=[images])
     return Path(folder) / "index.html"

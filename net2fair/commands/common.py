@@ -8,7 +8,8 @@ inside the functions so that ``net2fair --help`` stays fast.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,6 +84,20 @@ def check_out(out: str, command: str, inputs: Sequence[str] = ()) -> Path:
         return check_output_folder(out, command, inputs=inputs)
     except OutputError as e:
         raise CommandError(str(e), 2) from None
+
+
+@contextmanager
+def staged_output(out: str | Path, command: str, inputs: Sequence[str] = ()) -> Iterator[Path]:
+    """:func:`net2fair.fileio.staged_folder` for a command: a refusal (``out`` changed
+    while the command ran, or a name that would land outside it) is a one-line error;
+    ``out`` is then as it was."""
+    from net2fair.fileio import OutputError, staged_folder
+
+    try:
+        with staged_folder(out, command, inputs=inputs) as tmp:
+            yield tmp
+    except OutputError as e:
+        raise CommandError(str(e).splitlines()[0]) from None
 
 
 def at_least(value: float, lowest: float, option: str) -> None:

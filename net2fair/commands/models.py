@@ -66,6 +66,10 @@ def cmd_view(args: argparse.Namespace) -> int:
         str(args.port),
         "--browser.gatherUsageStats",
         "false",
+        # on a first run at a terminal Streamlit would stop to ask for an e-mail address and
+        # write ~/.streamlit/credentials.toml: nothing is written outside an --out
+        "--server.showEmailPrompt",
+        "false",
         "--server.maxUploadSize",
         "20",
         "--client.toolbarMode",

@@ -18,6 +18,7 @@ from net2fair.commands.common import (
     in_range,
     load_model,
     plan_images,
+    staged_output,
 )
 
 
@@ -27,7 +28,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from net2fair.data.images import save_image_atomic
-    from net2fair.fileio import safe_join, staged_folder
+    from net2fair.fileio import safe_join
     from net2fair.pipeline import iter_batches
     from net2fair.viz import image_grid
 
@@ -58,7 +59,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     # full-size decoding (draft=False): the projections are this command's output
     batches = iter_batches(plan, t.resolution, args.batch_size, progress=bar.update, draft=False)
     # Built aside and renamed into place at the end: an interrupted run leaves nothing.
-    with staged_folder(out, "project", inputs=[args.images]) as tmp:
+    with staged_output(out, "project", inputs=[args.images]) as tmp:
         try:
             for batch in batches:
                 rels = [out_name(p.relative_to(plan.root)) for p in batch.paths]
@@ -90,7 +91,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from net2fair.data.images import save_image_atomic
-    from net2fair.fileio import safe_join, staged_folder
+    from net2fair.fileio import safe_join
     from net2fair.viz import image_grid
 
     at_least(args.n, 1, "-n")
@@ -105,7 +106,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     width = max(4, len(str(args.n - 1)))
     generator = torch.Generator().manual_seed(args.seed)  # batches continue one stream
     rows: list[list] = []
-    with staged_folder(out, "sample") as tmp:
+    with staged_output(out, "sample") as tmp:
         starts = range(0, args.n, args.batch_size)
         for start in tqdm(
             starts, desc="samples", disable=args.quiet, dynamic_ncols=True, file=sys.stderr

@@ -14,19 +14,19 @@ from net2fair.commands.common import (
     check_out,
     in_range,
     load_model,
+    staged_output,
 )
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Write the synthetic benchmark datasets as image folders under ``out``."""
-    from net2fair.fileio import staged_folder
     from net2fair.synth.files import write_benchmark
 
     at_least(args.n, 1, "--n")
     in_range(args.resolution, 32, 256, "--resolution")
     out = check_out(args.out, "synth")
     t0 = time.perf_counter()
-    with staged_folder(out, "synth") as tmp:
+    with staged_output(out, "synth") as tmp:
         folders = write_benchmark(
             tmp, n=args.n, resolution=args.resolution, seed=args.seed, progress=not args.quiet
         )
@@ -42,14 +42,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the main job on the shipped demo model and a fresh synthetic set."""
     from net2fair.demo import run_demo
+    from net2fair.fileio import OutputError
     from net2fair.training.engine import resolve_device
 
     in_range(args.n, 1, MAX_EVAL_FACES, "--n")
-    check_out(args.out, "demo")
+    out = check_out(args.out, "demo")
     t0 = time.perf_counter()
-    result = run_demo(
-        args.out, model="demo", n=args.n, seed=args.seed, device=resolve_device(args.device)
-    )
+    try:
+        result = run_demo(
+            out, model="demo", n=args.n, seed=args.seed, device=resolve_device(args.device)
+        )
+    except OutputError as e:  # --out changed while the demo ran: it was kept as it was
+        raise CommandError(str(e).splitlines()[0]) from None
     print(
         f"net2fair demo: {args.n} rendered faces per dataset projected into every dataset "
         f"({time.perf_counter() - t0:.0f} s)"

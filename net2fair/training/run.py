@@ -24,8 +24,20 @@ from PIL import Image
 from net2fair import __version__
 from net2fair.config import Config, ConfigError, config_from_yaml_text, to_yaml
 from net2fair.data.datasets import MultiDomainDataset
-from net2fair.fileio import MANIFEST, atomic_write, is_within, read_manifest
-from net2fair.models.translator import Translator, resolve_model_path
+from net2fair.fileio import (
+    MANIFEST,
+    OutputError,
+    atomic_write,
+    check_output_folder,
+    is_within,
+    read_manifest,
+)
+from net2fair.models.translator import (
+    MODEL_EXTRA_FILES,
+    MODEL_FILES,
+    Translator,
+    resolve_model_path,
+)
 from net2fair.training.autoencoder import train_autoencoder
 from net2fair.training.checkpoint import load_checkpoint
 from net2fair.training.cinn import (
@@ -113,6 +125,27 @@ def check_new_run_folder(run_dir: Path, cfg: Config) -> None:
         f"{run_dir}: folder exists and is not empty (and is not a net2fair run); a run needs a "
         "new or empty folder: choose another --out"
     )
+
+
+def check_model_folder(run_dir: Path) -> None:
+    """The run's ``model/`` is replaced at the end of training: refuse, before any step,
+    a ``model/`` holding anything that is not an earlier model (the user's own files).
+
+    Raises:
+        RunFolderError: one line naming the folder and what it holds.
+    """
+    try:
+        check_output_folder(
+            Path(run_dir) / "model",
+            "model",
+            legacy=(*MODEL_FILES, *MODEL_EXTRA_FILES),
+            option="the run's model folder",
+        )
+    except OutputError as e:
+        raise RunFolderError(
+            f"{str(e).splitlines()[0]}; training writes its model there at the end: move "
+            "those files out first"
+        ) from None
 
 
 def _load_datasets(cfg: Config, progress: bool) -> tuple[MultiDomainDataset, MultiDomainDataset]:
@@ -215,6 +248,8 @@ def train(
             cfg.train.cinn.steps = cinn_steps
         run_dir = Path(out)
         check_new_run_folder(run_dir, cfg)
+    if stage != "autoencoder":
+        check_model_folder(run_dir)
     if len(cfg.data.domains) < 2:
         names = ", ".join(cfg.data.domains) or "none"
         raise ConfigError(
@@ -324,6 +359,11 @@ def _train(
         t = assemble(flow)
         try:
             t.save(model_dir, metrics=metrics, samples=sample_sheet(t, val_data, seed=cfg.seed))
+        except OutputError as e:  # a file of the user's appeared in model/ while training
+            raise RunError(
+                f"{str(e).splitlines()[0]}; the checkpoints are intact: move those files out "
+                f"and run: net2fair train --resume {run_dir}"
+            ) from None
         except OSError as e:
             # Translator.save builds the folder aside and renames it: nothing partial remains.
             raise RunError(
