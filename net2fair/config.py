@@ -171,8 +171,13 @@ def fill_added_keys(node: DictConfig) -> None:
         *path, name = key.split(".")
         section: Any = node
         for part in path:
-            if not isinstance(section, DictConfig) or part not in section.keys():
-                break
+            if (
+                not isinstance(section, DictConfig)
+                or part not in section.keys()
+                or OmegaConf.is_interpolation(section, part)
+                or OmegaConf.is_missing(section, part)
+            ):
+                break  # left to the schema merge, which names the key in its error
             section = section[part]
         else:
             if isinstance(section, DictConfig) and name not in section.keys():
