@@ -165,23 +165,30 @@ ADDED_KEYS: dict[str, Any] = {
 }
 
 
+def _plain_section(node: DictConfig, path: list[str]) -> DictConfig | None:
+    """The section at ``path`` in a raw (not yet merged) config; None when it is not there,
+    not a mapping, or hidden behind an interpolation or a '???' (left to the schema merge,
+    which names the key in its error)."""
+    section: Any = node
+    for part in path:
+        if (
+            not isinstance(section, DictConfig)
+            or part not in section.keys()
+            or OmegaConf.is_interpolation(section, part)
+            or OmegaConf.is_missing(section, part)
+        ):
+            return None
+        section = section[part]
+    return section if isinstance(section, DictConfig) else None
+
+
 def fill_added_keys(node: DictConfig) -> None:
     """Give a saved config's sections the :data:`ADDED_KEYS` they lack (in place)."""
     for key, value in ADDED_KEYS.items():
         *path, name = key.split(".")
-        section: Any = node
-        for part in path:
-            if (
-                not isinstance(section, DictConfig)
-                or part not in section.keys()
-                or OmegaConf.is_interpolation(section, part)
-                or OmegaConf.is_missing(section, part)
-            ):
-                break  # left to the schema merge, which names the key in its error
-            section = section[part]
-        else:
-            if isinstance(section, DictConfig) and name not in section.keys():
-                section[name] = copy.deepcopy(value)
+        section = _plain_section(node, path)
+        if section is not None and name not in section.keys():
+            section[name] = copy.deepcopy(value)
 
 
 def _is_off(value: Any, off: tuple[Any, ...] | None) -> bool:
@@ -197,17 +204,8 @@ def _retired_node(node: DictConfig, key: str) -> tuple[DictConfig, str] | None:
     """The section holding ``key`` in a raw (not yet merged) config, and the key's last part;
     None when it is not there (or hidden behind an interpolation)."""
     *path, name = key.split(".")
-    section: Any = node
-    for part in path:
-        if (
-            not isinstance(section, DictConfig)
-            or part not in section.keys()
-            or OmegaConf.is_interpolation(section, part)
-            or OmegaConf.is_missing(section, part)
-        ):
-            return None
-        section = section[part]
-    if not isinstance(section, DictConfig) or name not in section.keys():
+    section = _plain_section(node, path)
+    if section is None or name not in section.keys():
         return None
     return section, name
 
